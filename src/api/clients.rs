@@ -1,0 +1,169 @@
+//! The client API (RFC 7591 field names): register, list, show, delete, rotate the secret.
+//! Every operation acts on the caller's own clients only; anyone else's answer 404.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+
+use crate::{
+    api::{ApiTags, security::UserAuth},
+    error::ApiError,
+    oauth::{
+        client::{self, Client, Registration},
+        users,
+    },
+    state::AppState,
+};
+
+/// A client registration request (RFC 7591 §2).
+#[derive(Object, Debug, Default)]
+pub struct ClientRegistration {
+    /// Name shown to users on the consent page (1 to 200 characters).
+    pub client_name: Option<String>,
+    /// Redirect URIs: absolute, no fragment, https, or http on a loopback host (RFC 8252).
+    /// Required for `authorization_code`.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `authorization_code` (default), `refresh_token`, `client_credentials`.
+    pub grant_types: Option<Vec<String>>,
+    /// `client_secret_basic` (default), `client_secret_post`, or `none` for a public client.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Space-separated scopes the client may request; defaults to every offered scope.
+    pub scope: Option<String>,
+}
+
+/// A registered client. `client_secret` appears only when it was just created or rotated.
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ClientView {
+    /// The client id.
+    pub client_id: String,
+    /// The secret, shown once: store it now.
+    pub client_secret: Option<String>,
+    /// `0`: the secret does not expire (RFC 7591 §3.2.1). Present with the secret.
+    pub client_secret_expires_at: Option<u64>,
+    /// Unix seconds.
+    pub client_id_issued_at: u64,
+    /// Display name.
+    pub client_name: String,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: String,
+    /// Allowed scopes.
+    pub scope: String,
+}
+
+fn view(c: Client, secret: Option<String>) -> ClientView {
+    ClientView {
+        client_id: c.client_id,
+        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        client_secret: secret,
+        client_id_issued_at: c.created_at,
+        client_name: c.client_name,
+        redirect_uris: c.redirect_uris,
+        grant_types: c.grant_types,
+        token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_string(),
+        scope: c.scope,
+    }
+}
+
+/// Registration result.
+#[derive(ApiResponse)]
+pub enum ClientCreated {
+    /// The client, with its secret for confidential clients.
+    #[oai(status = 201)]
+    Created(Json<ClientView>),
+}
+
+/// One client.
+#[derive(ApiResponse)]
+pub enum ClientOne {
+    /// The client.
+    #[oai(status = 200)]
+    Ok(Json<ClientView>),
+}
+
+/// The caller's clients.
+#[derive(ApiResponse)]
+pub enum ClientList {
+    /// The clients, oldest first, without secrets.
+    #[oai(status = 200)]
+    Ok(Json<Vec<ClientView>>),
+}
+
+/// Deletion result.
+#[derive(ApiResponse)]
+pub enum ClientDeleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// The client API.
+pub struct ClientsApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl ClientsApi {
+    /// Register a client
+    ///
+    /// Creates an application client owned by the caller. Confidential clients get a
+    /// server-generated `client_secret`, shown in this response only.
+    #[oai(path = "/api/clients", method = "post", operation_id = "registerClient", tag = "ApiTags::Clients")]
+    async fn register(&self, auth: UserAuth, body: Json<ClientRegistration>) -> Result<ClientCreated, ApiError> {
+        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let b = body.0;
+        let reg = Registration {
+            client_name: b.client_name,
+            redirect_uris: b.redirect_uris,
+            grant_types: b.grant_types,
+            token_endpoint_auth_method: b.token_endpoint_auth_method,
+            scope: b.scope,
+        };
+        let (c, secret) = client::register(&self.state, &owner, reg).await?;
+        Ok(ClientCreated::Created(Json(view(c, secret))))
+    }
+
+    /// List your clients
+    ///
+    /// Every client the caller owns, without secrets.
+    #[oai(path = "/api/clients", method = "get", operation_id = "listClients", tag = "ApiTags::Clients")]
+    async fn list(&self, auth: UserAuth) -> Result<ClientList, ApiError> {
+        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let clients = client::list(&self.state, &owner).await?;
+        Ok(ClientList::Ok(Json(clients.into_iter().map(|c| view(c, None)).collect())))
+    }
+
+    /// Show a client
+    ///
+    /// One of the caller's clients; 404 for any other.
+    #[oai(path = "/api/clients/:client_id", method = "get", operation_id = "getClient", tag = "ApiTags::Clients")]
+    async fn get(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
+        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let c = client::get_owned(&self.state, &owner, &client_id.0).await?;
+        Ok(ClientOne::Ok(Json(view(c, None))))
+    }
+
+    /// Delete a client
+    ///
+    /// Deletes one of the caller's clients; its codes can no longer be redeemed.
+    #[oai(path = "/api/clients/:client_id", method = "delete", operation_id = "deleteClient", tag = "ApiTags::Clients")]
+    async fn delete(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientDeleted, ApiError> {
+        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        client::delete(&self.state, &owner, &client_id.0).await?;
+        Ok(ClientDeleted::Deleted)
+    }
+
+    /// Rotate a client secret
+    ///
+    /// Replaces the secret of one of the caller's confidential clients and shows the new
+    /// one, once. The old secret stops working immediately.
+    #[oai(path = "/api/clients/:client_id/secret", method = "post", operation_id = "rotateClientSecret", tag = "ApiTags::Clients")]
+    async fn rotate_secret(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
+        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
+        Ok(ClientOne::Ok(Json(view(c, Some(secret)))))
+    }
+}

@@ -1,0 +1,109 @@
+//! `POST /oauth2/token` (RFC 6749 §3.2, §5).
+
+use poem::Request;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Form, payload::Json};
+use serde::Deserialize;
+
+use crate::{
+    api::{ApiTags, security::{ClientAuth, client_credentials}},
+    error::ApiError,
+    oauth::grant::{self, Issued, TokenRequest},
+    state::AppState,
+};
+
+/// The token request (`application/x-www-form-urlencoded`). Every field is optional here so
+/// that a missing one gets an RFC 6749 `invalid_request`, not a parser error.
+#[derive(Object, Deserialize, Debug)]
+pub struct TokenForm {
+    /// `authorization_code` or `client_credentials`.
+    pub grant_type: Option<String>,
+    /// The authorization code (authorization_code grant).
+    pub code: Option<String>,
+    /// The redirect URI of the authorization request, when that request named one.
+    pub redirect_uri: Option<String>,
+    /// The PKCE code verifier (RFC 7636).
+    pub code_verifier: Option<String>,
+    /// The client id (`client_secret_post`, or public clients).
+    pub client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+    /// Requested scope (client_credentials).
+    pub scope: Option<String>,
+    /// Refresh token (refresh_token grant).
+    pub refresh_token: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TokenBody {
+    /// The access token: an RFC 9068 JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The granted scope.
+    pub scope: String,
+    /// The refresh token, when one was issued.
+    pub refresh_token: Option<String>,
+    /// The OpenID Connect ID token, when `openid` was granted.
+    pub id_token: Option<String>,
+}
+
+impl From<Issued> for TokenBody {
+    fn from(i: Issued) -> Self {
+        TokenBody {
+            access_token: i.access_token,
+            token_type: i.token_type.to_string(),
+            expires_in: i.expires_in,
+            scope: i.scope,
+            refresh_token: i.refresh_token,
+            id_token: i.id_token,
+        }
+    }
+}
+
+/// The token endpoint's success.
+#[derive(ApiResponse)]
+pub enum TokenOk {
+    /// Tokens issued. `Cache-Control: no-store`.
+    #[oai(status = 200)]
+    Ok(Json<TokenBody>),
+}
+
+/// The token endpoint.
+pub struct TokenApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl TokenApi {
+    /// Exchange a grant for tokens
+    ///
+    /// Grants: `authorization_code` (with PKCE) and `client_credentials`. Clients authenticate
+    /// with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body
+    /// (`client_secret_post`), or, for public clients, with `client_id` alone. Errors follow
+    /// RFC 6749 §5.2; `invalid_client` is a 401 with `WWW-Authenticate`.
+    #[oai(path = "/oauth2/token", method = "post", operation_id = "token", tag = "ApiTags::OAuth2")]
+    async fn token(&self, req: &Request, auth: ClientAuth, form: Form<TokenForm>) -> Result<TokenOk, ApiError> {
+        let f = form.0;
+        let creds = client_credentials(
+            auth,
+            req.headers().contains_key(poem::http::header::AUTHORIZATION),
+            f.client_id,
+            f.client_secret,
+        );
+        let request = TokenRequest {
+            grant_type: f.grant_type,
+            code: f.code,
+            redirect_uri: f.redirect_uri,
+            code_verifier: f.code_verifier,
+            scope: f.scope,
+            refresh_token: f.refresh_token,
+        };
+        let issued = grant::token(&self.state, creds, request).await?;
+        Ok(TokenOk::Ok(Json(issued.into())))
+    }
+}

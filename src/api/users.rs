@@ -1,0 +1,83 @@
+//! The tutorial's user API: `POST /api/users` (register) and `GET /api/users/me`.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use crate::{
+    api::{ApiTags, security::UserAuth},
+    error::{ApiError, ErrorCode, OAuthError},
+    oauth::users::{self, User},
+    state::AppState,
+};
+
+/// A registration request.
+#[derive(Object, Debug)]
+pub struct NewUser {
+    /// 1 to 64 characters; no spaces, control characters or `:`.
+    pub username: String,
+    /// At least 8 characters, at most 256 bytes.
+    #[oai(write_only)]
+    pub password: String,
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Object, Debug)]
+pub struct UserView {
+    /// Stable id: the `sub` of this user's tokens.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView { id: u.id, username: u.username, created_at: u.created_at }
+    }
+}
+
+/// Registration result.
+#[derive(ApiResponse)]
+pub enum Created {
+    /// The user was created.
+    #[oai(status = 201)]
+    Created(Json<UserView>),
+}
+
+/// The caller.
+#[derive(ApiResponse)]
+pub enum Me {
+    /// The authenticated user.
+    #[oai(status = 200)]
+    Ok(Json<UserView>),
+}
+
+/// The user API.
+pub struct UsersApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl UsersApi {
+    /// Register a user
+    ///
+    /// Creates an account. 409 when the username is taken; 403 when registration is closed.
+    #[oai(path = "/api/users", method = "post", operation_id = "registerUser", tag = "ApiTags::Users")]
+    async fn register(&self, body: Json<NewUser>) -> Result<Created, ApiError> {
+        if !self.state.config.registration_open {
+            return Err(OAuthError::new(ErrorCode::AccessDenied, "registration is closed").with_status(403).into());
+        }
+        let user = users::register(&self.state, &body.username, &body.password).await?;
+        Ok(Created::Created(Json(user.into())))
+    }
+
+    /// The current user
+    ///
+    /// Accepts HTTP Basic (username and password) or a Bearer access token.
+    #[oai(path = "/api/users/me", method = "get", operation_id = "currentUser", tag = "ApiTags::Users")]
+    async fn me(&self, auth: UserAuth) -> Result<Me, ApiError> {
+        let user = users::authenticate_caller(&self.state, auth.into()).await?;
+        Ok(Me::Ok(Json(user.into())))
+    }
+}

@@ -1,0 +1,334 @@
+//! Configuration: one value, read once in `main`, passed down; never a global.
+//!
+//! Every setting is an environment variable with a `HALLPASS_` prefix (plus `REDIS_URL`) and a
+//! command-line flag of the same meaning (`HALLPASS_CODE_TTL` is `--code-ttl`). [`ConfigArgs`]
+//! is what clap parses; [`Config::from_args`] validates it and fails with a message that says
+//! how to fix the value. Tests build a [`Config`] directly, starting from [`Config::default`].
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::ValueEnum;
+use url::Url;
+
+/// The scopes offered when `HALLPASS_SCOPES` is not set.
+pub const DEFAULT_SCOPES: &str = "openid=Sign you in with your Hallpass account,\
+profile=See your username,\
+offline_access=Stay signed in to the application,\
+beers:read=See the beers in your beer locker,\
+beers:write=Add beers to your beer locker and change or remove them";
+
+/// The JWS algorithm new access tokens are signed with.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA with P-256 and SHA-256 (the default).
+    #[value(name = "ES256")]
+    ES256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key.
+    #[value(name = "RS256")]
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE name of the algorithm.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+/// Whether anyone may register a user account.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// `POST /api/users` is open to anyone.
+    Open,
+    /// `POST /api/users` answers 403; users are created with the admin commands.
+    Closed,
+}
+
+/// The raw settings, as clap reads them from flags and environment variables.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Issuer URL: the `iss` of every token and the base of every endpoint URL. https, or http
+    /// on a loopback host for development.
+    #[arg(long, env = "HALLPASS_ISSUER", default_value = "http://127.0.0.1:3000")]
+    pub issuer: String,
+    /// Address and port to listen on.
+    #[arg(long, env = "HALLPASS_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: String,
+    /// Directory of the signing keys (PKCS#8 PEM). Generated on first start when empty.
+    #[arg(long, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+    /// Signing algorithm of new access tokens.
+    #[arg(long, env = "HALLPASS_SIGNING_ALG", value_enum, ignore_case = true, default_value = "ES256")]
+    pub signing_alg: SigningAlg,
+    /// Access-token lifetime in seconds (60 to 86400).
+    #[arg(long, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub access_token_ttl: u64,
+    /// Authorization-code lifetime in seconds (10 to 600; RFC 6749 §4.1.2 recommends at most 600).
+    #[arg(long, env = "HALLPASS_CODE_TTL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(10..=600))]
+    pub code_ttl: u64,
+    /// Browser-session lifetime in seconds (60 to 2592000).
+    #[arg(long, env = "HALLPASS_SESSION_TTL", default_value_t = 28_800,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub session_ttl: u64,
+    /// `open`: anyone may register a user with `POST /api/users`; `closed`: that answers 403.
+    #[arg(long, env = "HALLPASS_REGISTRATION", value_enum, ignore_case = true, default_value = "open")]
+    pub registration: Registration,
+    /// Scopes offered, as comma-separated `name=description` pairs.
+    #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
+    pub scopes: String,
+    /// The `aud` of access tokens: the identifier resource servers check. Defaults to the issuer.
+    #[arg(long, env = "HALLPASS_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Redis URL (`redis://`, `redis+unix://`). Unset: the in-memory store, which keeps nothing
+    /// across restarts.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
+    pub redis_prefix: String,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
+    pub max_body_bytes: u64,
+}
+
+/// One offered scope and the sentence the consent page shows for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeDef {
+    /// The scope token (RFC 6749 §3.3).
+    pub name: String,
+    /// What granting it lets the application do, in words for the user.
+    pub description: String,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Issuer URL without a trailing slash (`HALLPASS_ISSUER`).
+    pub issuer: String,
+    /// Listen address (`HALLPASS_BIND`); port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Signing-key directory (`HALLPASS_KEYS_DIR`).
+    pub keys_dir: PathBuf,
+    /// Algorithm of new tokens (`HALLPASS_SIGNING_ALG`).
+    pub signing_alg: SigningAlg,
+    /// Access-token lifetime, seconds (`HALLPASS_ACCESS_TOKEN_TTL`).
+    pub access_token_ttl: u64,
+    /// Authorization-code lifetime, seconds (`HALLPASS_CODE_TTL`).
+    pub code_ttl: u64,
+    /// Browser-session lifetime, seconds (`HALLPASS_SESSION_TTL`).
+    pub session_ttl: u64,
+    /// Whether `POST /api/users` is open (`HALLPASS_REGISTRATION`).
+    pub registration_open: bool,
+    /// Offered scopes (`HALLPASS_SCOPES`).
+    pub scopes: Vec<ScopeDef>,
+    /// `aud` of access tokens (`HALLPASS_AUDIENCE`).
+    pub audience: String,
+    /// Redis URL (`REDIS_URL`); `None` selects the memory store. May hold a password: never log it.
+    pub redis_url: Option<String>,
+    /// Redis key prefix (`HALLPASS_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("issuer", &self.issuer)
+            .field("bind", &self.bind)
+            .field("keys_dir", &self.keys_dir)
+            .field("signing_alg", &self.signing_alg)
+            .field("store", &if self.redis_url.is_some() { "redis" } else { "memory" })
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that cannot be used, with the fix in its message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "http://127.0.0.1:3000".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            keys_dir: PathBuf::from("keys"),
+            signing_alg: SigningAlg::ES256,
+            access_token_ttl: 600,
+            code_ttl: 60,
+            session_ttl: 28_800,
+            registration_open: true,
+            #[allow(clippy::expect_used)]
+            scopes: parse_scopes(DEFAULT_SCOPES).expect("the default scopes parse"),
+            audience: "http://127.0.0.1:3000".into(),
+            redis_url: None,
+            redis_prefix: "hallpass:".into(),
+            max_body_bytes: 65_536,
+        }
+    }
+}
+
+impl Config {
+    /// Validates the raw settings.
+    pub fn from_args(args: ConfigArgs) -> Result<Config, ConfigError> {
+        let issuer = validate_issuer(&args.issuer)?;
+        let bind: SocketAddr = args.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "HALLPASS_BIND / --bind is {:?}; give an address and port such as 127.0.0.1:3000 or 0.0.0.0:8080",
+                args.bind
+            ))
+        })?;
+        let scopes = parse_scopes(&args.scopes)?;
+        let audience = match args.audience {
+            Some(a) if a.trim().is_empty() || a.chars().any(char::is_whitespace) => {
+                return Err(ConfigError(
+                    "HALLPASS_AUDIENCE / --audience must be one identifier (usually a URL) without spaces".into(),
+                ));
+            }
+            Some(a) => a,
+            None => issuer.clone(),
+        };
+        if let Some(url) = &args.redis_url {
+            let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                return Err(ConfigError(
+                    "REDIS_URL / --redis-url must start with redis://, rediss:// or redis+unix:// (or be unset for the memory store)".into(),
+                ));
+            }
+        }
+        Ok(Config {
+            issuer,
+            bind,
+            keys_dir: args.keys_dir,
+            signing_alg: args.signing_alg,
+            access_token_ttl: args.access_token_ttl,
+            code_ttl: args.code_ttl,
+            session_ttl: args.session_ttl,
+            registration_open: args.registration == Registration::Open,
+            scopes,
+            audience,
+            redis_url: args.redis_url.filter(|u| !u.is_empty()),
+            redis_prefix: args.redis_prefix,
+            max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
+        })
+    }
+
+    /// Whether cookies get the `Secure` attribute: when the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The description of an offered scope.
+    pub fn scope_description(&self, name: &str) -> Option<&str> {
+        self.scopes
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.description.as_str())
+    }
+
+    /// The full URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Validates an issuer URL (RFC 8414 §2: https, no query or fragment) and drops a trailing slash.
+pub fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
+    let fix = "HALLPASS_ISSUER / --issuer must be an https URL without query or fragment, such as https://auth.example.com (http is allowed for 127.0.0.1, [::1] and localhost)";
+    let url = Url::parse(raw).map_err(|e| ConfigError(format!("{fix}; {raw:?} does not parse: {e}")))?;
+    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(ConfigError(format!("{fix}; got {raw:?}")));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        _ => return Err(ConfigError(format!("{fix}; got {raw:?}"))),
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// Whether a URL's host is a loopback address or `localhost` (RFC 8252 §7.3).
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Whether a string is a valid scope token (RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E).
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// Parses `name=description,name=description`.
+pub fn parse_scopes(raw: &str) -> Result<Vec<ScopeDef>, ConfigError> {
+    let mut out: Vec<ScopeDef> = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, description) = item.split_once('=').unwrap_or((item, item));
+        let name = name.trim();
+        if !is_scope_token(name) {
+            return Err(ConfigError(format!(
+                "HALLPASS_SCOPES / --scopes: {name:?} is not a scope token; write comma-separated name=description pairs, names without spaces, quotes or backslashes"
+            )));
+        }
+        if out.iter().any(|s| s.name == name) {
+            return Err(ConfigError(format!(
+                "HALLPASS_SCOPES / --scopes names {name:?} twice; name each scope once"
+            )));
+        }
+        out.push(ScopeDef {
+            name: name.to_string(),
+            description: description.trim().to_string(),
+        });
+    }
+    if out.is_empty() {
+        return Err(ConfigError(
+            "HALLPASS_SCOPES / --scopes is empty; offer at least one scope as name=description".into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_must_be_https_unless_loopback() {
+        assert!(validate_issuer("https://auth.example.com/").is_ok());
+        assert_eq!(validate_issuer("http://localhost:3000/").unwrap_or_default(), "http://localhost:3000");
+        assert!(validate_issuer("http://auth.example.com").is_err());
+        assert!(validate_issuer("https://auth.example.com/?a=b").is_err());
+        assert!(validate_issuer("not a url").is_err());
+    }
+
+    #[test]
+    fn scopes_parse_with_descriptions_and_reject_bad_tokens() {
+        let s = parse_scopes("a=First, b:c=Second").unwrap_or_default();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].name, "b:c");
+        assert_eq!(s[1].description, "Second");
+        assert!(parse_scopes("bad\"scope=x").is_err());
+        assert!(parse_scopes("a=1,a=2").is_err());
+        assert!(parse_scopes(" , ").is_err());
+    }
+}

@@ -1,0 +1,423 @@
+//! The one error type of Hallpass and its mapping to HTTP, in one place.
+//!
+//! - [`ErrorCode`] mirrors the error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
+//!   RFC 7009 §2.2.1, RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6, plus two codes of
+//!   Hallpass's own management API (`not_found`, `conflict`).
+//! - [`OAuthError`] is what the protocol core (`oauth/`) returns: a code, a description that
+//!   is safe to show to the caller, and the HTTP status it maps to.
+//! - [`ApiError`] is the OpenAPI response shape of every JSON error, and [`rfc_errors`] is
+//!   the middleware that turns any error a poem extractor raises (bad form, wrong content
+//!   type, missing credentials, oversized body) into the same RFC 6749 §5.2 JSON body.
+//!
+//! Internal causes are logged with their chain and never reach a response: a
+//! `server_error` always carries the same fixed description.
+
+use std::borrow::Cow;
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response, Result,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{ApiResponse, Enum, Object, payload::Json};
+
+/// The error codes Hallpass answers with, spelled as in the RFCs.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: "The request is missing a required parameter, includes an unsupported
+    /// parameter value (other than grant type), repeats a parameter, includes multiple
+    /// credentials, utilizes more than one mechanism for authenticating the client, or is
+    /// otherwise malformed."
+    InvalidRequest,
+    /// RFC 6749 §5.2: "Client authentication failed (e.g., unknown client, no client
+    /// authentication included, or unsupported authentication method)."
+    InvalidClient,
+    /// RFC 6749 §5.2: "The provided authorization grant (e.g., authorization code, resource
+    /// owner credentials) or refresh token is invalid, expired, revoked, does not match the
+    /// redirection URI used in the authorization request, or was issued to another client."
+    InvalidGrant,
+    /// RFC 6749 §5.2: "The authenticated client is not authorized to use this authorization
+    /// grant type."
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: "The authorization grant type is not supported by the authorization
+    /// server."
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: "The requested scope is invalid, unknown, malformed, or exceeds the
+    /// scope granted by the resource owner."
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the request."
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: "The authorization server does not support obtaining an
+    /// authorization code using this method."
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: "The authorization server encountered an unexpected condition that
+    /// prevented it from fulfilling the request."
+    ServerError,
+    /// RFC 6749 §4.1.2.1: "The authorization server is currently unable to handle the request
+    /// due to a temporary overloading or maintenance of the server."
+    TemporarilyUnavailable,
+    /// RFC 6750 §3.1: "The access token provided is expired, revoked, malformed, or invalid
+    /// for other reasons."
+    InvalidToken,
+    /// RFC 6750 §3.1: "The request requires higher privileges than provided by the access
+    /// token."
+    InsufficientScope,
+    /// RFC 7009 §2.2.1: "The authorization server does not support the revocation of the
+    /// presented token type."
+    UnsupportedTokenType,
+    /// OpenID Connect Core §3.1.2.6: "The Authorization Server requires End-User
+    /// authentication."
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: "The Authorization Server requires End-User consent."
+    ConsentRequired,
+    /// RFC 7591 §3.2.2: "The value of one or more redirection URIs is invalid."
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: "The value of one of the client metadata fields is invalid and the
+    /// server has rejected this request."
+    InvalidClientMetadata,
+    /// Hallpass management API: the resource does not exist, or is not the caller's.
+    NotFound,
+    /// Hallpass management API: the resource already exists (for example a username).
+    Conflict,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire (`invalid_request`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+        }
+    }
+}
+
+/// Which `WWW-Authenticate` challenge a 401 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// `Basic realm="hallpass"`: client or user authentication with a password.
+    Basic,
+    /// `Bearer error="invalid_token"` (RFC 6750 §3).
+    Bearer,
+    /// Both, for endpoints that take either a password or a token.
+    BasicOrBearer,
+}
+
+/// An error the caller may see: RFC code, safe description, HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The RFC error code.
+    pub code: ErrorCode,
+    /// A human-readable description that never contains secrets or internal details.
+    pub description: Cow<'static, str>,
+    status: u16,
+    challenge: Option<Challenge>,
+}
+
+/// The fixed description of every `server_error`.
+pub const SERVER_ERROR_DESCRIPTION: &str = "the server could not complete the request";
+
+impl OAuthError {
+    /// An error with the status its code implies.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let (status, challenge) = match code {
+            ErrorCode::InvalidClient => (401, Some(Challenge::Basic)),
+            ErrorCode::InvalidToken => (401, Some(Challenge::Bearer)),
+            ErrorCode::InsufficientScope => (403, None),
+            ErrorCode::NotFound => (404, None),
+            ErrorCode::Conflict => (409, None),
+            ErrorCode::ServerError => (500, None),
+            ErrorCode::TemporarilyUnavailable => (503, None),
+            _ => (400, None),
+        };
+        Self {
+            code,
+            description: description.into(),
+            status,
+            challenge,
+        }
+    }
+
+    /// `invalid_request` with a description.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_client` (401 with a Basic challenge).
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+
+    /// `invalid_grant`.
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// `invalid_token` (401 with a Bearer challenge).
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidToken, description)
+    }
+
+    /// `not_found`.
+    pub fn not_found(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::NotFound, description)
+    }
+
+    /// A `server_error`: the cause is logged here, the caller sees a fixed text.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(ErrorCode::ServerError, SERVER_ERROR_DESCRIPTION)
+    }
+
+    /// `temporarily_unavailable` (503 with `Retry-After`).
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable; retry shortly",
+        )
+    }
+
+    /// The same error with another HTTP status (for example 413 or 415 on `invalid_request`).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The same error with another `WWW-Authenticate` challenge on its 401.
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The `WWW-Authenticate` value, for a 401.
+    pub fn www_authenticate(&self) -> Option<String> {
+        if self.status != 401 {
+            return None;
+        }
+        let bearer = || {
+            format!(
+                "Bearer realm=\"hallpass\", error=\"{}\", error_description=\"{}\"",
+                self.code.as_str(),
+                self.description.replace(['"', '\\'], "'")
+            )
+        };
+        Some(match self.challenge.unwrap_or(Challenge::Basic) {
+            Challenge::Basic => "Basic realm=\"hallpass\", charset=\"UTF-8\"".to_string(),
+            Challenge::Bearer => bearer(),
+            Challenge::BasicOrBearer => {
+                format!("Basic realm=\"hallpass\", charset=\"UTF-8\", {}", bearer())
+            }
+        })
+    }
+
+    /// The RFC 6749 §5.2 body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code,
+            error_description: Some(self.description.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// The RFC 6749 §5.2 error body.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ErrorBody {
+    /// The error code.
+    pub error: ErrorCode,
+    /// Human-readable text that helps the client developer understand the error.
+    pub error_description: Option<String>,
+}
+
+/// Every JSON error response of the API, as documented in the OpenAPI spec.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed: a missing, repeated or invalid parameter, or a grant that is
+    /// invalid, expired, already used or issued to another client.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Client or user authentication failed, or the access token is missing or invalid.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The access token lacks a required scope.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource, or it is not the caller's.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The resource already exists.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request body is larger than the server accepts.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body has a content type this operation does not accept.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// An unexpected condition; the details are in the server log, never in the response.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The store is unreachable; retry after the given number of seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(err: OAuthError) -> Self {
+        let body = Json(err.body());
+        match err.status {
+            401 => ApiError::Unauthorized(body, err.www_authenticate().unwrap_or_default()),
+            403 => ApiError::Forbidden(body),
+            404 => ApiError::NotFound(body),
+            409 => ApiError::Conflict(body),
+            413 => ApiError::PayloadTooLarge(body),
+            415 => ApiError::UnsupportedMediaType(body),
+            500 => ApiError::Internal(body),
+            503 => ApiError::Unavailable(body, "1".to_string()),
+            _ => ApiError::BadRequest(body),
+        }
+    }
+}
+
+impl poem::error::ResponseError for OAuthError {
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn as_response(&self) -> Response {
+        ApiError::from(self.clone()).into_response()
+    }
+}
+
+/// Turns a poem error raised before a handler ran (extractors, body limits, routing) into an
+/// RFC-shaped [`OAuthError`]. `challenge` says which `WWW-Authenticate` a missing credential
+/// gets on this path.
+pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> OAuthError {
+    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseRequestPayloadError};
+    if let Some(e) = err.downcast_ref::<OAuthError>() {
+        return e.clone();
+    }
+    if err.is::<AuthorizationError>() {
+        let code = match challenge {
+            Challenge::Bearer => ErrorCode::InvalidToken,
+            _ => ErrorCode::InvalidClient,
+        };
+        return OAuthError::new(code, "missing or malformed Authorization header")
+            .with_status(401)
+            .with_challenge(challenge);
+    }
+    if err.is::<ContentTypeError>() {
+        return OAuthError::invalid_request("unsupported content type for this operation")
+            .with_status(415);
+    }
+    if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        return OAuthError::invalid_request(format!("malformed request body: {}", e.reason));
+    }
+    match err.status().as_u16() {
+        404 => OAuthError::not_found("no such resource"),
+        405 => OAuthError::invalid_request("method not allowed").with_status(405),
+        413 => OAuthError::invalid_request("request body too large").with_status(413),
+        status @ 400..=499 => OAuthError::invalid_request(err.to_string()).with_status(status),
+        _ => OAuthError::internal(err),
+    }
+}
+
+/// Middleware: every error of the wrapped JSON API becomes an RFC 6749 §5.2 body, and every
+/// response gets `Cache-Control: no-store` unless it set its own caching.
+pub fn rfc_errors(challenge: Challenge) -> RfcErrors {
+    RfcErrors { challenge }
+}
+
+/// See [`rfc_errors`].
+pub struct RfcErrors {
+    challenge: Challenge,
+}
+
+impl<E: Endpoint> Middleware<E> for RfcErrors {
+    type Output = RfcErrorsEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RfcErrorsEndpoint {
+            inner: ep,
+            challenge: self.challenge,
+        }
+    }
+}
+
+/// The endpoint [`RfcErrors`] produces.
+pub struct RfcErrorsEndpoint<E> {
+    inner: E,
+    challenge: Challenge,
+}
+
+impl<E: Endpoint> Endpoint for RfcErrorsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let mut resp = match self.inner.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) => {
+                let mapped = from_poem_error(&err, self.challenge);
+                // A 405 from routing must keep its status; everything else is as mapped.
+                ApiError::from(mapped.clone())
+                    .into_response()
+                    .with_status_fix(mapped.status())
+            }
+        };
+        let headers = resp.headers_mut();
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        }
+        Ok(resp)
+    }
+}
+
+trait StatusFix {
+    fn with_status_fix(self, status: u16) -> Self;
+}
+
+impl StatusFix for Response {
+    fn with_status_fix(mut self, status: u16) -> Self {
+        if let Ok(s) = StatusCode::from_u16(status) {
+            self.set_status(s);
+        }
+        self
+    }
+}

@@ -1,0 +1,402 @@
+//! Signing keys: loaded once from the keys directory, never printed.
+//!
+//! Each key is a PKCS#8 PEM file (`<kid>.pem`, mode 0600) with an optional sidecar
+//! `<kid>.json` holding its algorithm and timestamps. `kid` is the RFC 7638 JWK thumbprint of
+//! the public key. Keys sign with `ring` directly (the parsed key pair is kept, so signing
+//! costs one signature, not a PKCS#8 parse per token) and verify through `jsonwebtoken` with
+//! the algorithm pinned to the key's own (RFC 8725 §3.1).
+//!
+//! The signing key is derived from the keys' own timestamps, so every instance that shares
+//! the directory agrees on it without a leader: the active key is the one of the configured
+//! algorithm with the latest `not_before` that has passed. Keys whose `not_before` is still
+//! ahead are published in the JWKS but sign nothing yet.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+use ring::{
+    rand::SystemRandom,
+    signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    config::SigningAlg,
+    crypto::{b64, sha256_b64},
+};
+
+/// Why keys could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not a usable key.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// There is no key to sign with.
+    #[error(
+        "no {0} signing key is active in the keys directory; run `hallpass keys generate --signing-alg {0}` or point HALLPASS_KEYS_DIR at the mounted keys"
+    )]
+    NoActiveKey(&'static str),
+    /// Signing failed (should not happen with a valid key).
+    #[error("signing failed")]
+    Sign,
+}
+
+/// The metadata stored beside a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyMeta {
+    /// JOSE algorithm.
+    pub alg: SigningAlg,
+    /// When the key was created (Unix seconds).
+    pub created_at: u64,
+    /// When the key may start signing (Unix seconds).
+    pub not_before: u64,
+}
+
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// One signing key with its public JWK.
+pub struct SigningKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// Metadata: algorithm and timestamps.
+    pub meta: KeyMeta,
+    jwk: Value,
+    signer: Signer,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("meta", &self.meta)
+            .field("private_key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// Parses a PKCS#8 DER private key; the algorithm is found from the key itself.
+    pub fn from_pkcs8(der: &[u8], created_at: u64, not_before: u64) -> Result<Self, String> {
+        let rng = SystemRandom::new();
+        if let Ok(kp) =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+        {
+            let point = kp.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err("unexpected P-256 public key encoding".into());
+            }
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            let kid = sha256_b64(thumb.as_bytes());
+            let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
+            let jwk = json!({"kty":"EC","crv":"P-256","x":x,"y":y,"kid":kid,"use":"sig","alg":"ES256"});
+            let meta = KeyMeta { alg: SigningAlg::ES256, created_at, not_before };
+            return Ok(Self { kid, meta, jwk, signer: Signer::Ecdsa(kp), decoding });
+        }
+        if let Ok(kp) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            let x = b64(kp.public_key().as_ref());
+            let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            let kid = sha256_b64(thumb.as_bytes());
+            let decoding = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
+            let jwk = json!({"kty":"OKP","crv":"Ed25519","x":x,"kid":kid,"use":"sig","alg":"EdDSA"});
+            let meta = KeyMeta { alg: SigningAlg::EdDSA, created_at, not_before };
+            return Ok(Self { kid, meta, jwk, signer: Signer::Ed25519(kp), decoding });
+        }
+        if let Ok(kp) = RsaKeyPair::from_pkcs8(der) {
+            use rsa::{pkcs8::DecodePrivateKey, traits::PublicKeyParts};
+            if kp.public().modulus_len() < 256 {
+                return Err("RSA keys must have at least 2048 bits".into());
+            }
+            let parsed = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| e.to_string())?;
+            let n = b64(&parsed.n().to_bytes_be());
+            let e = b64(&parsed.e().to_bytes_be());
+            let thumb = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+            let kid = sha256_b64(thumb.as_bytes());
+            let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
+            let jwk = json!({"kty":"RSA","n":n,"e":e,"kid":kid,"use":"sig","alg":"RS256"});
+            let meta = KeyMeta { alg: SigningAlg::RS256, created_at, not_before };
+            return Ok(Self { kid, meta, jwk, signer: Signer::Rsa(kp), decoding });
+        }
+        Err("not a PKCS#8 P-256, Ed25519 or RSA private key".into())
+    }
+
+    /// Generates a new key of `alg` and returns it with its PKCS#8 DER encoding.
+    pub fn generate(alg: SigningAlg, now: u64, not_before: u64) -> Result<(Self, Vec<u8>), String> {
+        let rng = SystemRandom::new();
+        let der = match alg {
+            SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &rng,
+            )
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .to_vec(),
+            SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|e| e.to_string())?
+                .as_ref()
+                .to_vec(),
+            SigningAlg::RS256 => {
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
+                    .map_err(|e| e.to_string())?;
+                key.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec()
+            }
+        };
+        let key = Self::from_pkcs8(&der, now, not_before)?;
+        Ok((key, der))
+    }
+
+    /// The public JWK (RFC 7517) with `kid`, `use` and `alg`.
+    pub fn jwk(&self) -> &Value {
+        &self.jwk
+    }
+
+    /// The `jsonwebtoken` algorithm of this key.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.meta.alg {
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+            SigningAlg::RS256 => Algorithm::RS256,
+        }
+    }
+
+    /// The key for `jsonwebtoken::decode`.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// Signs `message` (the JWS signing input).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match &self.signer {
+            Signer::Ecdsa(kp) => kp
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Sign),
+            Signer::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
+            Signer::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public().modulus_len()];
+                kp.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| KeyError::Sign)?;
+                Ok(sig)
+            }
+        }
+    }
+
+    /// Writes the key as `<kid>.pem` (mode 0600) and `<kid>.json` into `dir`.
+    pub fn write(&self, dir: &Path, der: &[u8]) -> Result<PathBuf, KeyError> {
+        fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        let pem_path = dir.join(format!("{}.pem", self.kid));
+        let pem = to_pem(der);
+        write_private(&pem_path, pem.as_bytes())?;
+        let meta_path = dir.join(format!("{}.json", self.kid));
+        let meta = serde_json::to_vec_pretty(&self.meta).map_err(|e| KeyError::Invalid {
+            path: meta_path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_private(&meta_path, &meta)?;
+        Ok(pem_path)
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), KeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| KeyError::Io { path: path.into(), source };
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)
+}
+
+fn to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+fn from_pem(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
+    let end = pem.find("-----END PRIVATE KEY-----")?;
+    let body: String = pem.get(start..end)?.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// All keys of a deployment.
+#[derive(Debug, Default, Clone)]
+pub struct KeySet {
+    keys: Vec<Arc<SigningKey>>,
+}
+
+impl KeySet {
+    /// A set of the given keys (tests build keys in memory).
+    pub fn from_keys(keys: Vec<SigningKey>) -> Self {
+        let mut keys: Vec<_> = keys.into_iter().map(Arc::new).collect();
+        keys.sort_by(|a, b| b.meta.not_before.cmp(&a.meta.not_before).then(a.kid.cmp(&b.kid)));
+        Self { keys }
+    }
+
+    /// Reads every `*.pem` in `dir`. Files that are not keys are an error, with the path.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io { path: dir.into(), source };
+        let mut keys = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io)?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+                continue;
+            }
+            keys.push(load_key(&path)?);
+        }
+        Ok(Self::from_keys(keys))
+    }
+
+    /// Loads `dir`; when it holds no key of `alg`, generates one that signs from `now` and
+    /// writes it there (the development path). Returns the set and whether a key was made.
+    pub fn load_or_generate(dir: &Path, alg: SigningAlg, now: u64) -> Result<(Self, bool), KeyError> {
+        let set = Self::load(dir)?;
+        if set.keys.iter().any(|k| k.meta.alg == alg) {
+            return Ok((set, false));
+        }
+        let (key, der) = SigningKey::generate(alg, now, now)
+            .map_err(|reason| KeyError::Invalid { path: dir.into(), reason })?;
+        key.write(dir, &der)?;
+        Ok((Self::load(dir)?, true))
+    }
+
+    /// The key that signs at `now`: the configured algorithm's latest `not_before` ≤ `now`.
+    pub fn active(&self, alg: SigningAlg, now: u64) -> Result<&Arc<SigningKey>, KeyError> {
+        self.keys
+            .iter()
+            .find(|k| k.meta.alg == alg && k.meta.not_before <= now)
+            .ok_or(KeyError::NoActiveKey(alg.as_str()))
+    }
+
+    /// The key with this `kid`.
+    pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Every key, newest `not_before` first.
+    pub fn all(&self) -> &[Arc<SigningKey>] {
+        &self.keys
+    }
+
+    /// The JWKS document (RFC 7517 §5) of every published key.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    }
+}
+
+fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let invalid = |reason: String| KeyError::Invalid { path: path.into(), reason };
+    let pem = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+    let der = from_pem(&pem)
+        .ok_or_else(|| invalid("expected a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----)".into()))?;
+    let meta_path = path.with_extension("json");
+    let meta: Option<KeyMeta> = match fs::read(&meta_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| KeyError::Invalid {
+            path: meta_path.clone(),
+            reason: e.to_string(),
+        })?),
+        Err(_) => None,
+    };
+    let (created, not_before) = match &meta {
+        Some(m) => (m.created_at, m.not_before),
+        // A mounted key without metadata signs from its file's modification time.
+        None => {
+            let t = fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            (t, t)
+        }
+    };
+    let key = SigningKey::from_pkcs8(&der, created, not_before).map_err(invalid)?;
+    if let Some(m) = meta {
+        if m.alg != key.meta.alg {
+            return Err(invalid(format!(
+                "metadata says {} but the key is {}",
+                m.alg.as_str(),
+                key.meta.alg.as_str()
+            )));
+        }
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint_of_the_public_key() {
+        // RFC 7638 §3.1 example key and thumbprint.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let thumb = format!(r#"{{"e":"AQAB","kty":"RSA","n":"{n}"}}"#);
+        assert_eq!(sha256_b64(thumb.as_bytes()), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn generated_keys_of_every_algorithm_round_trip_through_pem() {
+        for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
+            let (key, der) = SigningKey::generate(alg, 1, 1).unwrap_or_else(|e| panic!("{e}"));
+            let pem = to_pem(&der);
+            let back = SigningKey::from_pkcs8(&from_pem(&pem).unwrap_or_default(), 1, 1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back.kid, key.kid);
+            assert_eq!(back.meta.alg, alg);
+            assert_eq!(back.jwk()["kid"], key.kid.as_str());
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_private_key() {
+        let (key, _) = SigningKey::generate(SigningAlg::ES256, 1, 1).unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{key:?}");
+        assert!(shown.contains("[redacted]"));
+        assert!(shown.contains(&key.kid));
+    }
+}

@@ -1,0 +1,319 @@
+//! The authorization endpoint's decisions (RFC 6749 §4.1.1–4.1.2, RFC 7636, RFC 9207).
+//!
+//! [`validate`] checks a request in the order the RFC demands: first the client and the
+//! redirect URI, whose errors must never redirect (§4.1.2.1), then everything else, whose
+//! errors go back to the client. The validated request travels through login and consent as
+//! a value sealed to the session's subject ([`seal_pending`]); [`decide`] opens it, refuses a
+//! forged or replayed one, and issues a single-use code stored only as its SHA-256.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::{
+    crypto::{random_id, random_token, sha256_b64},
+    error::{ErrorCode, OAuthError},
+    oauth::{
+        client::{self, Client},
+        pkce,
+        scope::Scope,
+        session::{self, Session},
+    },
+    state::AppState,
+    store::StoreJson,
+};
+
+/// How long the consent page may stay open before its form expires.
+pub const PENDING_TTL: u64 = 600;
+
+/// A validated authorization request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// The client.
+    pub client_id: String,
+    /// The redirect URI the response goes to (exactly as registered).
+    pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (then the token request must repeat it).
+    pub redirect_uri_explicit: bool,
+    /// Granted-if-approved scope, space-separated.
+    pub scope: String,
+    /// The client's `state`, echoed back.
+    pub state: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// OpenID Connect prompt.
+    pub prompt: Option<String>,
+}
+
+/// Why a request failed, and where the answer goes.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Unknown client or unregistered redirect URI: show an error page (400), never redirect.
+    Page(String),
+    /// Anything else: redirect to the client with `error`, `state` and `iss`.
+    Redirect(String),
+    /// The store failed: the page shows a temporary error.
+    Server(OAuthError),
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(e: OAuthError) -> Self {
+        AuthorizeError::Server(e)
+    }
+}
+
+/// Builds the redirect to `redirect_uri` with `params` plus `iss` (RFC 9207), keeping any
+/// query the registered URI already has.
+pub fn redirect_url(state: &AppState, redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+                q.append_pair("iss", &state.config.issuer);
+            }
+            url.to_string()
+        }
+        Err(_) => redirect_uri.to_string(),
+    }
+}
+
+fn error_redirect(state: &AppState, redirect_uri: &str, client_state: Option<&str>, err: &OAuthError) -> AuthorizeError {
+    let mut params = vec![("error", err.code.as_str()), ("error_description", err.description.as_ref())];
+    if let Some(s) = client_state {
+        params.push(("state", s));
+    }
+    AuthorizeError::Redirect(redirect_url(state, redirect_uri, &params))
+}
+
+/// Splits a query string into single-valued parameters; names the first repeated one.
+pub fn parse_query(raw: &str) -> (HashMap<String, String>, Option<String>) {
+    let mut map = HashMap::new();
+    let mut repeated = None;
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if map.insert(k.to_string(), v.to_string()).is_some() && repeated.is_none() {
+            repeated = Some(k.to_string());
+        }
+    }
+    (map, repeated)
+}
+
+/// Validates an authorization request given as its raw query string.
+#[tracing::instrument(skip_all)]
+pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequest), AuthorizeError> {
+    if query.len() > 8192 {
+        return Err(AuthorizeError::Page("The authorization request is too long.".into()));
+    }
+    let (p, repeated) = parse_query(query);
+    let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if matches!(repeated.as_deref(), Some("client_id" | "redirect_uri")) {
+        return Err(AuthorizeError::Page("The request repeats client_id or redirect_uri.".into()));
+    }
+    let Some(client_id) = get("client_id") else {
+        return Err(AuthorizeError::Page("The request has no client_id.".into()));
+    };
+    let Some(client) = client::get(state, client_id).await? else {
+        return Err(AuthorizeError::Page("The application that sent you here is not registered.".into()));
+    };
+    let redirect_uri = match get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
+        Some(_) => {
+            return Err(AuthorizeError::Page(
+                "The redirect URI is not registered for this application.".into(),
+            ));
+        }
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            return Err(AuthorizeError::Page(
+                "The request must name its redirect_uri: this application registered several.".into(),
+            ));
+        }
+    };
+    let client_state = get("state");
+    let fail = |err: OAuthError| Err(error_redirect(state, &redirect_uri, client_state, &err));
+    if let Some(name) = repeated {
+        return fail(OAuthError::invalid_request(format!("parameter {name} is repeated")));
+    }
+    if client_state.is_some_and(|s| s.len() > 2048) {
+        return fail(OAuthError::invalid_request("state is longer than 2048 bytes"));
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => return fail(OAuthError::invalid_request("response_type is required")),
+        Some(_) => {
+            return fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return fail(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code grant",
+        ));
+    }
+    let allowed = client.allowed_scope();
+    let scope = match get("scope") {
+        Some(raw) => match Scope::parse(raw) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
+        None => allowed.clone(),
+    };
+    if scope.is_empty() {
+        return fail(OAuthError::new(ErrorCode::InvalidScope, "no scope requested"));
+    }
+    if !scope.is_subset(&allowed) {
+        return fail(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("this client may request only: {allowed}"),
+        ));
+    }
+    let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
+        (Some(c), Some("S256")) if pkce::is_valid_s256_challenge(c) => Some(c.to_string()),
+        (Some(_), Some("S256")) => {
+            return fail(OAuthError::invalid_request("code_challenge must be 43 base64url characters"));
+        }
+        (Some(_), None | Some("plain")) => {
+            return fail(OAuthError::invalid_request(
+                "code_challenge_method must be S256; plain is not supported",
+            ));
+        }
+        (_, Some(m)) if m != "S256" => {
+            return fail(OAuthError::invalid_request("code_challenge_method must be S256"));
+        }
+        (None, Some(_)) => return fail(OAuthError::invalid_request("code_challenge_method without code_challenge")),
+        (None, None) => None,
+        (Some(_), Some(_)) => return fail(OAuthError::invalid_request("code_challenge_method must be S256")),
+    };
+    if client.is_public() && code_challenge.is_none() {
+        return fail(OAuthError::invalid_request(
+            "public clients must send a PKCE code_challenge with code_challenge_method=S256",
+        ));
+    }
+    let nonce = get("nonce");
+    if nonce.is_some_and(|n| n.len() > 512) {
+        return fail(OAuthError::invalid_request("nonce is longer than 512 bytes"));
+    }
+    let prompt = get("prompt");
+    if let Some(pr) = prompt {
+        if !pr.split(' ').all(|v| matches!(v, "none" | "login" | "consent" | "select_account")) {
+            return fail(OAuthError::invalid_request("prompt must be none, login, consent or select_account"));
+        }
+    }
+    let req = AuthRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri_explicit: get("redirect_uri").is_some(),
+        redirect_uri,
+        scope: scope.to_string(),
+        state: client_state.map(str::to_string),
+        code_challenge,
+        nonce: nonce.map(str::to_string),
+        prompt: prompt.map(str::to_string),
+    };
+    Ok((client, req))
+}
+
+/// The redirect that answers `req` with an error.
+pub fn redirect_error(state: &AppState, req: &AuthRequest, err: &OAuthError) -> String {
+    match error_redirect(state, &req.redirect_uri, req.state.as_deref(), err) {
+        AuthorizeError::Redirect(url) => url,
+        _ => req.redirect_uri.clone(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    id: String,
+    sub: String,
+    req: AuthRequest,
+}
+
+/// Seals a validated request to the signed-in subject for the consent form.
+pub fn seal_pending(state: &AppState, session: &Session, req: &AuthRequest) -> String {
+    let pending = Pending { id: random_id(), sub: session.sub.clone(), req: req.clone() };
+    session::seal(&state.session_key, "consent", state.now() + PENDING_TTL, &pending)
+}
+
+/// What became of a consent decision.
+#[derive(Debug)]
+pub enum Decision {
+    /// Redirect the browser to this URL (code or `access_denied`).
+    Redirect(String),
+    /// The form was forged, altered, expired, replayed or for another user.
+    Refused,
+}
+
+/// A stored authorization code's grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeGrant {
+    /// The request it answers.
+    pub req: AuthRequest,
+    /// The user.
+    pub sub: String,
+    /// When the user authenticated.
+    pub auth_time: u64,
+    /// Expiry (Unix seconds), checked against the clock on redemption.
+    pub exp: u64,
+}
+
+/// The store key of a code: only its hash is ever stored.
+pub fn code_key(code: &str) -> String {
+    format!("code:{}", sha256_b64(code.as_bytes()))
+}
+
+/// Issues a code for an approved request and returns the redirect that carries it.
+pub async fn issue_code(state: &AppState, session: &Session, req: &AuthRequest) -> Result<String, OAuthError> {
+    let code = random_token();
+    let grant = CodeGrant {
+        req: req.clone(),
+        sub: session.sub.clone(),
+        auth_time: session.auth_time,
+        exp: state.now() + state.config.code_ttl,
+    };
+    state
+        .store
+        .put_json(&code_key(&code), &grant, Some(Duration::from_secs(state.config.code_ttl)))
+        .await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = req.state.as_deref() {
+        params.push(("state", s));
+    }
+    Ok(redirect_url(state, &req.redirect_uri, &params))
+}
+
+/// Applies the user's decision on a sealed pending request.
+#[tracing::instrument(skip_all)]
+pub async fn decide(state: &AppState, session: &Session, sealed: &str, allow: bool) -> Result<Decision, OAuthError> {
+    let now = state.now();
+    let Some(pending) = session::open::<Pending>(&state.session_key, "consent", now, sealed) else {
+        return Ok(Decision::Refused);
+    };
+    if pending.sub != session.sub {
+        return Ok(Decision::Refused);
+    }
+    // Single use: the first decision wins; a replayed form is refused.
+    let used = format!("consent_used:{}", pending.id);
+    if !state.store.put_new(&used, b"1", Some(Duration::from_secs(PENDING_TTL))).await? {
+        return Ok(Decision::Refused);
+    }
+    // The client may have been deleted, or its redirect URI removed, meanwhile.
+    let still_valid = client::get(state, &pending.req.client_id)
+        .await?
+        .is_some_and(|c| c.redirect_uris.contains(&pending.req.redirect_uri));
+    if !still_valid {
+        return Ok(Decision::Refused);
+    }
+    if !allow {
+        let err = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+        return Ok(Decision::Redirect(redirect_error(state, &pending.req, &err)));
+    }
+    tracing::info!(client_id = %pending.req.client_id, "consent granted");
+    Ok(Decision::Redirect(issue_code(state, session, &pending.req).await?))
+}

@@ -1,0 +1,356 @@
+//! Application clients: registration (RFC 7591 field names), ownership, secrets, and client
+//! authentication at the token endpoint (RFC 6749 §2.3).
+//!
+//! Secrets are 256 random bits generated here, shown once, stored as SHA-256 and compared in
+//! constant time. Redirect URIs are matched by exact string comparison (RFC 9700 §4.1.3).
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::{
+    config::is_loopback_host,
+    crypto::{ct_eq, random_id, random_token, sha256_b64},
+    error::{ErrorCode, OAuthError},
+    oauth::{scope::Scope, users::User},
+    state::AppState,
+    store::StoreJson,
+};
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A public client: no secret, PKCE required.
+    None,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "none" => Some(AuthMethod::None),
+            _ => None,
+        }
+    }
+}
+
+/// Grant types a client may register.
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// Most redirect URIs one client may register.
+pub const MAX_REDIRECT_URIS: usize = 20;
+
+/// A registered client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Client {
+    /// Server-generated id.
+    pub client_id: String,
+    /// SHA-256 of the secret (confidential clients).
+    pub secret_hash: Option<String>,
+    /// The owning user's id.
+    pub owner: String,
+    /// Display name shown on the consent page.
+    pub client_name: String,
+    /// Registered redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// The scopes the client may request, space-separated.
+    pub scope: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+impl Client {
+    /// Whether the client may use `grant_type`.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// Whether the client is public (no secret).
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AuthMethod::None
+    }
+
+    /// The client's allowed scopes.
+    pub fn allowed_scope(&self) -> Scope {
+        Scope::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+/// A registration request as the caller sent it; every field optional, checked by [`register`].
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// `client_name`.
+    pub client_name: Option<String>,
+    /// `redirect_uris`.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `grant_types`.
+    pub grant_types: Option<Vec<String>>,
+    /// `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+}
+
+fn client_key(id: &str) -> String {
+    format!("client:{id}")
+}
+
+fn owner_key(owner: &str) -> String {
+    format!("owner_clients:{owner}")
+}
+
+fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, msg)
+}
+
+/// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §2.1): absolute, no
+/// fragment, no user info, https, or http only on a loopback host.
+pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
+    let bad = |why: &str| {
+        OAuthError::new(ErrorCode::InvalidRedirectUri, format!("redirect URI {raw:?} {why}"))
+    };
+    if raw.len() > 2000 {
+        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "a redirect URI is longer than 2000 bytes"));
+    }
+    let url = Url::parse(raw).map_err(|_| bad("is not an absolute URI"))?;
+    if raw.contains('#') {
+        return Err(bad("must not contain a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain user information"));
+    }
+    if url.host().is_none() {
+        return Err(bad("must have a host"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" => Err(bad("must use https (http is allowed only on loopback hosts)")),
+        _ => Err(bad("must use https, or http on a loopback host")),
+    }
+}
+
+/// Validates a registration and creates the client. Returns the client and, for a
+/// confidential client, its secret (the only time it is ever shown).
+#[tracing::instrument(skip_all, fields(owner = %owner.id))]
+pub async fn register(
+    state: &AppState,
+    owner: &User,
+    reg: Registration,
+) -> Result<(Client, Option<String>), OAuthError> {
+    let client_name = reg.client_name.unwrap_or_default().trim().to_string();
+    if client_name.is_empty() || client_name.chars().count() > 200 {
+        return Err(metadata_error("client_name is required, 1 to 200 characters"));
+    }
+    if client_name.chars().any(char::is_control) {
+        return Err(metadata_error("client_name must not contain control characters"));
+    }
+    let method = match reg.token_endpoint_auth_method.as_deref() {
+        None => AuthMethod::ClientSecretBasic,
+        Some(m) => AuthMethod::parse(m).ok_or_else(|| {
+            metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+        })?,
+    };
+    let mut grant_types = reg.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
+    grant_types.sort();
+    grant_types.dedup();
+    if grant_types.is_empty() {
+        return Err(metadata_error("grant_types must name at least one grant type"));
+    }
+    if let Some(g) = grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+        return Err(metadata_error(format!(
+            "grant type {g:?} is not supported; use authorization_code, refresh_token or client_credentials"
+        )));
+    }
+    let has = |g: &str| grant_types.iter().any(|x| x == g);
+    if method == AuthMethod::None && has("client_credentials") {
+        return Err(metadata_error("a public client (token_endpoint_auth_method none) cannot use client_credentials"));
+    }
+    if has("refresh_token") && !has("authorization_code") {
+        return Err(metadata_error("refresh_token requires authorization_code"));
+    }
+    let redirect_uris = reg.redirect_uris.unwrap_or_default();
+    if has("authorization_code") && redirect_uris.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris is required for the authorization_code grant",
+        ));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
+        ));
+    }
+    for uri in &redirect_uris {
+        validate_redirect_uri(uri)?;
+    }
+    let offered = Scope::from_tokens(state.config.scopes.iter().map(|s| s.name.as_str()));
+    let scope = match reg.scope.as_deref() {
+        None => offered.clone(),
+        Some(raw) => Scope::parse(raw).map_err(|_| metadata_error("scope contains an invalid scope token"))?,
+    };
+    if !scope.is_subset(&offered) {
+        return Err(metadata_error(format!("scope may only contain offered scopes: {offered}")));
+    }
+    let secret = (method != AuthMethod::None).then(random_token);
+    let client = Client {
+        client_id: random_id(),
+        secret_hash: secret.as_deref().map(|s| sha256_b64(s.as_bytes())),
+        owner: owner.id.clone(),
+        client_name,
+        redirect_uris,
+        grant_types,
+        token_endpoint_auth_method: method,
+        scope: scope.to_string(),
+        created_at: state.now(),
+    };
+    state.store.put_json(&client_key(&client.client_id), &client, None).await?;
+    state.store.set_add(&owner_key(&owner.id), &client.client_id).await?;
+    tracing::info!(client_id = %client.client_id, "client registered");
+    Ok((client, secret))
+}
+
+/// The client with this id.
+pub async fn get(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Ok(None);
+    }
+    Ok(state.store.get_json::<Client>(&client_key(client_id)).await?)
+}
+
+/// The owner's client with this id; `not_found` for anyone else's, so ids are not confirmed.
+pub async fn get_owned(state: &AppState, owner: &User, client_id: &str) -> Result<Client, OAuthError> {
+    get(state, client_id)
+        .await?
+        .filter(|c| c.owner == owner.id)
+        .ok_or_else(|| OAuthError::not_found("no such client"))
+}
+
+/// The owner's clients.
+pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthError> {
+    let mut out = Vec::new();
+    for id in state.store.set_members(&owner_key(&owner.id)).await? {
+        if let Some(c) = get(state, &id).await?.filter(|c| c.owner == owner.id) {
+            out.push(c);
+        }
+    }
+    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.client_id.cmp(&b.client_id)));
+    Ok(out)
+}
+
+/// Deletes the owner's client.
+#[tracing::instrument(skip_all, fields(client_id = %client_id))]
+pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
+    let client = get_owned(state, owner, client_id).await?;
+    state.store.delete(&client_key(&client.client_id)).await?;
+    state.store.set_remove(&owner_key(&owner.id), &client.client_id).await?;
+    tracing::info!("client deleted");
+    Ok(())
+}
+
+/// Replaces a confidential client's secret and returns the new one (shown once).
+#[tracing::instrument(skip_all, fields(client_id = %client_id))]
+pub async fn rotate_secret(state: &AppState, owner: &User, client_id: &str) -> Result<(Client, String), OAuthError> {
+    let mut client = get_owned(state, owner, client_id).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_request("a public client has no secret to rotate"));
+    }
+    let secret = random_token();
+    client.secret_hash = Some(sha256_b64(secret.as_bytes()));
+    state.store.put_json(&client_key(&client.client_id), &client, None).await?;
+    tracing::info!("client secret rotated");
+    Ok((client, secret))
+}
+
+/// The credentials a token-endpoint request carried (RFC 6749 §2.3.1).
+#[derive(Debug, Default)]
+pub struct ClientCredentials {
+    /// From the `Authorization: Basic` header, already form-decoded.
+    pub basic: Option<(String, String)>,
+    /// An `Authorization` header was present but was not valid Basic.
+    pub malformed_header: bool,
+    /// `client_id` form parameter.
+    pub form_id: Option<String>,
+    /// `client_secret` form parameter.
+    pub form_secret: Option<String>,
+}
+
+/// Authenticates the client of a token-endpoint request: exactly one method, the one the
+/// client registered; secrets compared in constant time.
+pub async fn authenticate(state: &AppState, creds: ClientCredentials) -> Result<Client, OAuthError> {
+    if creds.malformed_header {
+        return Err(OAuthError::invalid_client("the Authorization header is not valid HTTP Basic"));
+    }
+    let (method, id, secret) = match (creds.basic, creds.form_id, creds.form_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+            ));
+        }
+        (Some((id, _)), Some(form_id), None) if form_id != id => {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the HTTP Basic client id"));
+        }
+        (Some((id, secret)), _, None) => (AuthMethod::ClientSecretBasic, id, Some(secret)),
+        (None, Some(id), Some(secret)) => (AuthMethod::ClientSecretPost, id, Some(secret)),
+        (None, Some(id), None) => (AuthMethod::None, id, None),
+        (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret without client_id")),
+        (None, None, None) => return Err(OAuthError::invalid_client("client authentication is required")),
+    };
+    let client = get(state, &id).await?;
+    let presented = sha256_b64(secret.as_deref().unwrap_or_default().as_bytes());
+    let stored = client
+        .as_ref()
+        .and_then(|c| c.secret_hash.clone())
+        .unwrap_or_else(|| sha256_b64(b"no secret"));
+    let secret_ok = ct_eq(presented.as_bytes(), stored.as_bytes());
+    let Some(client) = client else {
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    };
+    if client.token_endpoint_auth_method != method {
+        return Err(OAuthError::invalid_client(format!(
+            "this client authenticates with {}",
+            client.token_endpoint_auth_method.as_str()
+        )));
+    }
+    if method != AuthMethod::None && !secret_ok {
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_https_or_loopback_http_without_fragment() {
+        assert!(validate_redirect_uri("https://app.example/cb").is_ok());
+        assert!(validate_redirect_uri("http://127.0.0.1:8080/cb").is_ok());
+        assert!(validate_redirect_uri("http://[::1]/cb").is_ok());
+        assert!(validate_redirect_uri("http://localhost/cb").is_ok());
+        assert!(validate_redirect_uri("http://app.example/cb").is_err());
+        assert!(validate_redirect_uri("https://app.example/cb#x").is_err());
+        assert!(validate_redirect_uri("/cb").is_err());
+        assert!(validate_redirect_uri("javascript:alert(1)").is_err());
+        assert!(validate_redirect_uri("https://user:pw@app.example/cb").is_err());
+        assert!(validate_redirect_uri("com.example.app:/cb").is_err());
+    }
+}

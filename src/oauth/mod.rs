@@ -1,0 +1,18 @@
+//! The protocol core. No poem types here: every entry point takes plain values and the
+//! [`AppState`](crate::state::AppState) and returns `Result<_, OAuthError>`; `api/` and `web/`
+//! only translate HTTP to these calls and back.
+//!
+//! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
+//! - [`grant`]: the token endpoint's grants.
+//! - [`client`]: client registration and client authentication.
+//! - [`users`]: user accounts and caller authentication for the management API.
+//! - [`session`]: signed browser sessions and pending requests.
+//! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
+
+pub mod authorize;
+pub mod client;
+pub mod grant;
+pub mod pkce;
+pub mod scope;
+pub mod session;
+pub mod users;

@@ -1,0 +1,178 @@
+//! Users: the tutorial's accounts, with argon2id passwords.
+//!
+//! Records are JSON under `user:<username>`, with an index `userid:<id>` → username. The
+//! username key is created with a set-if-absent, so two concurrent registrations of one name
+//! cannot both succeed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    crypto::{hash_password, random_id, verify_password},
+    error::{Challenge, ErrorCode, OAuthError},
+    state::AppState,
+    store::StoreJson,
+    token::verify_access_token,
+};
+
+/// Shortest password accepted (NIST SP 800-63B §5.1.1.2).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in bytes, to bound the cost of hashing.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// A user account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    /// Stable random id: the `sub` of the user's tokens.
+    pub id: String,
+    /// Login name, unique.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+fn user_key(username: &str) -> String {
+    format!("user:{username}")
+}
+
+fn id_key(id: &str) -> String {
+    format!("userid:{id}")
+}
+
+/// Checks a username: 1 to 64 characters, no whitespace, control characters or colon (which
+/// HTTP Basic cannot carry).
+pub fn validate_username(username: &str) -> Result<(), OAuthError> {
+    let n = username.chars().count();
+    if n == 0 || n > MAX_USERNAME_CHARS {
+        return Err(OAuthError::invalid_request(format!(
+            "username must be 1 to {MAX_USERNAME_CHARS} characters"
+        )));
+    }
+    if username.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+        return Err(OAuthError::invalid_request(
+            "username must not contain spaces, control characters or ':'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a new password's length.
+pub fn validate_password(password: &str) -> Result<(), OAuthError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(OAuthError::invalid_request(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(OAuthError::invalid_request(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Registers a user. `conflict` (409) when the username is taken.
+#[tracing::instrument(skip_all)]
+pub async fn register(state: &AppState, username: &str, password: &str) -> Result<User, OAuthError> {
+    validate_username(username)?;
+    validate_password(password)?;
+    let password_hash = hash_password(password.to_string())
+        .await
+        .map_err(|e| OAuthError::internal(&e))?;
+    let user = User {
+        id: random_id(),
+        username: username.to_string(),
+        password_hash,
+        created_at: state.now(),
+    };
+    if !state.store.put_new_json(&user_key(username), &user, None).await? {
+        return Err(OAuthError::new(ErrorCode::Conflict, "that username is taken"));
+    }
+    state.store.put_json(&id_key(&user.id), &user.username, None).await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok(user)
+}
+
+/// The user with this username and password, or `None`. Unknown users cost the same time.
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, OAuthError> {
+    let user = if validate_username(username).is_ok() {
+        state.store.get_json::<User>(&user_key(username)).await?
+    } else {
+        None
+    };
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(None);
+    }
+    let ok = verify_password(
+        password.to_string(),
+        user.as_ref().map(|u| u.password_hash.clone()),
+        &state.dummy_hash,
+    )
+    .await
+    .map_err(|e| OAuthError::internal(&e))?;
+    Ok(user.filter(|_| ok))
+}
+
+/// The user with this id.
+pub async fn by_id(state: &AppState, id: &str) -> Result<Option<User>, OAuthError> {
+    let Some(username) = state.store.get_json::<String>(&id_key(id)).await? else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .get_json::<User>(&user_key(&username))
+        .await?
+        .filter(|u| u.id == id))
+}
+
+/// How a caller of the management API proves who they are.
+pub enum UserCredentials {
+    /// HTTP Basic with username and password.
+    Basic {
+        /// Username.
+        username: String,
+        /// Password.
+        password: String,
+    },
+    /// A Hallpass access token whose subject is a user.
+    Bearer(String),
+    /// Nothing usable was sent.
+    Missing,
+}
+
+/// Resolves the caller of the management API; 401 with both challenges on failure.
+pub async fn authenticate_caller(state: &AppState, creds: UserCredentials) -> Result<User, OAuthError> {
+    let fail = |why: &'static str| OAuthError::new(ErrorCode::InvalidToken, why).with_challenge(Challenge::BasicOrBearer);
+    match creds {
+        UserCredentials::Basic { username, password } => authenticate(state, &username, &password)
+            .await?
+            .ok_or_else(|| {
+                OAuthError::new(ErrorCode::InvalidClient, "wrong username or password")
+                    .with_challenge(Challenge::BasicOrBearer)
+            }),
+        UserCredentials::Bearer(token) => {
+            let claims = verify_access_token(
+                &state.keys,
+                &token,
+                &state.config.issuer,
+                &state.config.audience,
+                state.now(),
+            )
+            .map_err(|e| {
+                OAuthError::new(ErrorCode::InvalidToken, e.to_string()).with_challenge(Challenge::BasicOrBearer)
+            })?;
+            by_id(state, &claims.sub)
+                .await?
+                .ok_or_else(|| fail("the token's subject is not a user"))
+        }
+        UserCredentials::Missing => Err(fail("authentication required: HTTP Basic or a Bearer token")),
+    }
+}

@@ -1,0 +1,182 @@
+//! Startup as a testable value: [`Application::build`] binds (port 0 is fine) and exposes the
+//! port; [`build_app`] composes every route from an [`AppState`] and is a pure function.
+
+use std::{path::Path, sync::Arc};
+
+use poem::{
+    Endpoint, EndpointExt, Middleware, Request, Result, Route, Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+
+use crate::{
+    api::build_openapi,
+    config::Config,
+    crypto::{DummyHash, random_bytes},
+    error::{Challenge, OAuthError, rfc_errors},
+    keys::KeySet,
+    state::{AppState, Clock, SystemClock},
+    store::{Store, memory::MemoryStore, redis::RedisStore},
+    web,
+};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Keys could not be loaded or generated.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    /// The store could not be set up.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Binding or another I/O step failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Every route: the OpenAPI service, Swagger UI, the spec, and the browser pages, behind the
+/// body limit. Tests call this with their own state.
+pub fn build_app(state: AppState) -> impl Endpoint {
+    let api = build_openapi(&state);
+    let spec_json = api.spec_endpoint();
+    let spec_yaml = api.spec_endpoint_yaml();
+    let ui = api.swagger_ui();
+    let limit = state.config.max_body_bytes;
+    let route = Route::new()
+        .nest("/", api.with(rfc_errors(Challenge::BasicOrBearer)))
+        .nest("/docs", ui)
+        .at("/openapi.json", spec_json)
+        .at("/openapi.yaml", spec_yaml);
+    web::mount(route).with(BodyLimit(limit)).data(state)
+}
+
+/// Rejects bodies larger than the limit with 413 (by `Content-Length`, and by counting for
+/// chunked bodies), before any handler reads them.
+pub struct BodyLimit(pub usize);
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        BodyLimitEndpoint { inner: ep, limit: self.0 }
+    }
+}
+
+/// See [`BodyLimit`].
+pub struct BodyLimitEndpoint<E> {
+    inner: E,
+    limit: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = poem::Response;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        use poem::IntoResponse;
+        let too_large = || {
+            Ok(poem::error::ResponseError::as_response(
+                &OAuthError::invalid_request(format!("the request body is larger than {} bytes", self.limit)).with_status(413),
+            ))
+        };
+        let declared = req
+            .header(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limit as u64) {
+            return too_large();
+        }
+        if declared.is_none() && req.header(poem::http::header::TRANSFER_ENCODING).is_some() {
+            match req.take_body().into_bytes_limit(self.limit).await {
+                Ok(bytes) => req.set_body(bytes),
+                Err(_) => return too_large(),
+            }
+        }
+        Ok(self.inner.call(req).await?.into_response())
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    acceptor: TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+}
+
+impl Application {
+    /// Builds the state from `config` (store, keys, session secret) and binds.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store: Arc<dyn Store> = match &config.redis_url {
+            Some(url) => Arc::new(RedisStore::new(url, &config.redis_prefix)?),
+            None => {
+                tracing::warn!(
+                    "using the IN-MEMORY store: users, clients and codes are lost on restart and not shared between instances; set REDIS_URL for production"
+                );
+                Arc::new(MemoryStore::new())
+            }
+        };
+        let (keys, generated) = KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
+        if generated {
+            tracing::warn!(dir = %config.keys_dir.display(), alg = config.signing_alg.as_str(), "generated a new signing key (development); production should mount its keys");
+        }
+        let secret = load_or_create_session_secret(&config.keys_dir)?;
+        let dummy = DummyHash::new().await.map_err(|e| StartupError::Io(e.to_string()))?;
+        let state = AppState::new(config, store, keys, clock, dummy, &secret);
+        Self::bind(state).await
+    }
+
+    /// Binds `state.config.bind` and composes the app.
+    pub async fn bind(state: AppState) -> Result<Self, StartupError> {
+        let addr = state.config.bind;
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .map_err(|e| StartupError::Io(format!("cannot listen on {addr}: {e}; set HALLPASS_BIND / --bind to a free address")))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or(addr.port());
+        Ok(Self { port, acceptor, app: build_app(state).map_to_response().boxed() })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the future completes with an error or the process is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor).run(self.app).await
+    }
+
+    /// Serves until `signal` resolves, then drains in-flight requests.
+    pub async fn run_with_shutdown(self, signal: impl std::future::Future<Output = ()> + Send) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.app, signal, Some(std::time::Duration::from_secs(10)))
+            .await
+    }
+}
+
+/// The session HMAC secret: `session.key` in the keys directory, created (mode 0600) on first
+/// start. Every instance must share it, exactly like the signing keys.
+pub fn load_or_create_session_secret(dir: &Path) -> Result<Vec<u8>, StartupError> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let path = dir.join("session.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(_) => return Err(StartupError::Io(format!("{}: must hold at least 32 bytes", path.display()))),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StartupError::Io(format!("{}: {e}", path.display())));
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StartupError::Io(format!("{}: {e}", dir.display())))?;
+    let secret = random_bytes::<32>();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
+    f.write_all(&secret).map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
+    Ok(secret.to_vec())
+}

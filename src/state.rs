@@ -1,0 +1,132 @@
+//! Shared application state: configuration, store, keys, clock. Cheap to clone; no globals.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use crate::{
+    config::Config,
+    crypto::DummyHash,
+    keys::{KeyError, KeySet, SigningKey},
+    store::Store,
+};
+
+/// Where "now" comes from. Code that issues or validates tokens reads time only through it,
+/// so tests move time forward without sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// Unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A clock that starts at the system time and moves only when told to (tests).
+#[derive(Debug)]
+pub struct MockClock(AtomicU64);
+
+impl MockClock {
+    /// A clock at the current system time.
+    pub fn new() -> Self {
+        Self(AtomicU64::new(SystemClock.now()))
+    }
+
+    /// Moves the clock forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Default for MockClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MockClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The state every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The store (memory or Redis).
+    pub store: Arc<dyn Store>,
+    /// The signing keys.
+    pub keys: Arc<KeySet>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The dummy password hash for unknown users.
+    pub dummy_hash: DummyHash,
+    /// HMAC key of session cookies and pending authorization requests.
+    pub session_key: Arc<ring::hmac::Key>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state. `session_secret` must be the same on every instance.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: KeySet,
+        clock: Arc<dyn Clock>,
+        dummy_hash: DummyHash,
+        session_secret: &[u8],
+    ) -> Self {
+        Self {
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            clock,
+            dummy_hash,
+            session_key: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, session_secret)),
+        }
+    }
+
+    /// Unix seconds, from the clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Result<&Arc<SigningKey>, KeyError> {
+        self.keys.active(self.config.signing_alg, self.now())
+    }
+}
+
+/// A state that touches neither disk nor network (memory store, a key made in memory), for
+/// generating the OpenAPI spec, which depends only on the configuration.
+pub async fn spec_state(config: Config) -> Result<AppState, Box<dyn std::error::Error>> {
+    let now = SystemClock.now();
+    let (key, _) = SigningKey::generate(config.signing_alg, now, now)?;
+    Ok(AppState::new(
+        config,
+        Arc::new(crate::store::memory::MemoryStore::new()),
+        KeySet::from_keys(vec![key]),
+        Arc::new(SystemClock),
+        DummyHash::new().await?,
+        &crate::crypto::random_bytes::<32>(),
+    ))
+}

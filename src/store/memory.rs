@@ -1,0 +1,172 @@
+//! The in-memory store: a map behind a mutex, with lazy expiry. One process only; nothing
+//! survives a restart. Expiry uses the monotonic clock, like Redis TTLs.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError};
+
+enum Value {
+    Bytes(Vec<u8>),
+    Set(BTreeSet<String>),
+}
+
+struct Entry {
+    value: Value,
+    expires: Option<Instant>,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct MemoryStore {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> R) -> Result<R, StoreError> {
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        Ok(f(&mut map))
+    }
+}
+
+fn live<'a>(map: &'a mut HashMap<String, Entry>, key: &str) -> Option<&'a mut Entry> {
+    let expired = map
+        .get(key)
+        .is_some_and(|e| e.expires.is_some_and(|t| t <= Instant::now()));
+    if expired {
+        map.remove(key);
+    }
+    map.get_mut(key)
+}
+
+fn expiry(ttl: Option<Duration>) -> Option<Instant> {
+    ttl.map(|t| Instant::now() + t)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m| match live(m, key) {
+            Some(Entry { value: Value::Bytes(b), .. }) => Some(b.clone()),
+            _ => None,
+        })
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.with(|m| {
+            m.insert(
+                key.to_string(),
+                Entry { value: Value::Bytes(value.to_vec()), expires: expiry(ttl) },
+            );
+        })
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.with(|m| {
+            if live(m, key).is_some() {
+                return false;
+            }
+            m.insert(
+                key.to_string(),
+                Entry { value: Value::Bytes(value.to_vec()), expires: expiry(ttl) },
+            );
+            true
+        })
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m| {
+            live(m, key)?;
+            match m.remove(key) {
+                Some(Entry { value: Value::Bytes(b), .. }) => Some(b),
+                Some(other) => {
+                    m.insert(key.to_string(), other);
+                    None
+                }
+                None => None,
+            }
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.with(|m| live(m, key).is_some() && m.remove(key).is_some())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.with(|m| {
+            let matches = matches!(live(m, key), Some(Entry { value: Value::Bytes(b), .. }) if b == expected);
+            if !matches {
+                return false;
+            }
+            match new {
+                Some(v) => {
+                    m.insert(
+                        key.to_string(),
+                        Entry { value: Value::Bytes(v.to_vec()), expires: expiry(ttl) },
+                    );
+                }
+                None => {
+                    m.remove(key);
+                }
+            }
+            true
+        })
+    }
+
+    async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.with(|m| {
+            if !matches!(live(m, key), Some(Entry { value: Value::Set(_), .. })) {
+                m.insert(key.to_string(), Entry { value: Value::Set(BTreeSet::new()), expires: None });
+            }
+            if let Some(Entry { value: Value::Set(s), .. }) = m.get_mut(key) {
+                s.insert(member.to_string());
+            }
+        })
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some(Entry { value: Value::Set(s), .. }) = live(m, key) {
+                s.remove(member);
+                if s.is_empty() {
+                    m.remove(key);
+                }
+            }
+        })
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|m| match live(m, key) {
+            Some(Entry { value: Value::Set(s), .. }) => s.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

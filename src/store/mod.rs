@@ -1,0 +1,139 @@
+//! The store: the only server-side state of Hallpass.
+//!
+//! [`Store`] is a small set of key-value primitives with the exact semantics both backends
+//! implement identically (and prove with the same conformance tests):
+//! - [`memory::MemoryStore`]: one process, nothing survives a restart; for development and tests.
+//! - [`redis::RedisStore`]: Redis through a connection manager that reconnects by itself.
+//!
+//! Every operation touches exactly one key, so every operation is atomic on its own and safe
+//! on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
+//! (authorization codes) also carry their own expiry, checked against the injected clock.
+//! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON.
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached; the caller gets 503 and should retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded (a bug or a foreign writer).
+    #[error("corrupt value under a store key: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                crate::error::OAuthError::unavailable()
+            }
+            other => crate::error::OAuthError::internal(&other),
+        }
+    }
+}
+
+/// Key-value primitives shared by both backends. Keys are given without the deployment
+/// prefix; the backend adds it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The value under `key`, if any and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets `key`, replacing any value; `ttl` of `None` keeps it until deleted.
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// Sets `key` only when it does not exist; `true` when this call created it.
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Option<Duration>)
+    -> Result<bool, StoreError>;
+    /// Removes `key` and returns its value, atomically: of any number of concurrent takes of
+    /// one key, exactly one gets the value.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes `key`; `true` when it existed.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Replaces the value under `key` with `new` (or deletes it when `new` is `None`) only
+    /// when it currently equals `expected`; `true` when the swap happened.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+    /// Adds `member` to the set under `key`.
+    async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError>;
+    /// Removes `member` from the set under `key`.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
+    /// The members of the set under `key`, sorted.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// JSON helpers over any [`Store`].
+#[async_trait]
+pub trait StoreJson {
+    /// Reads and decodes a JSON value.
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError>;
+    /// Encodes and writes a JSON value.
+    async fn put_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError>;
+    /// Encodes and writes a JSON value only when the key is free.
+    async fn put_new_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+    /// Takes (reads and deletes, atomically) a JSON value.
+    async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError>;
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
+    bytes
+        .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> StoreJson for S {
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        decode(self.get(key).await?)
+    }
+
+    async fn put_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.put(key, &encode(value)?, ttl).await
+    }
+
+    async fn put_new_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.put_new(key, &encode(value)?, ttl).await
+    }
+
+    async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        decode(self.take(key).await?)
+    }
+}

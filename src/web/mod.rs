@@ -1,0 +1,287 @@
+//! The browser side: login, consent and logout pages (RFC 6749 §4.1.1–4.1.2).
+//!
+//! These are plain poem handlers, kept out of the OpenAPI spec. Each parses the request,
+//! calls one `oauth::` function and renders the answer. Every response is HTML with
+//! `X-Frame-Options: DENY`, `Content-Security-Policy: frame-ancestors 'none'` and
+//! `Cache-Control: no-store`; every redirect is a 303 (never a 307, which would re-post the
+//! login form to the client, RFC 9700 §4.12).
+//!
+//! The session is a signed cookie (`HttpOnly`, `SameSite=Lax`, `Secure` on https). The login
+//! form carries a double-submit CSRF token; the consent form carries the pending request
+//! sealed to the session's subject.
+
+pub mod pages;
+
+use std::collections::HashMap;
+
+use poem::{
+    Body, EndpointExt, Request, Response, Route, get, handler,
+    http::{StatusCode, header},
+    middleware::SetHeader,
+    web::Data,
+};
+
+use crate::{
+    crypto::{ct_eq, random_token},
+    error::{ErrorCode, OAuthError},
+    oauth::{
+        authorize::{self, AuthorizeError, Decision},
+        session::{self, Session},
+        users,
+    },
+    state::AppState,
+};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "hallpass_session";
+/// Name of the login CSRF cookie.
+pub const CSRF_COOKIE: &str = "hallpass_csrf";
+
+/// Adds the browser routes, each with the page security headers, to `route`.
+pub fn mount(route: Route) -> Route {
+    route
+        .at("/oauth2/authorize", get(authorize_get).post(authorize_post).with(page_headers()))
+        .at("/login", get(login_get).post(login_post).with(page_headers()))
+        .at("/logout", get(logout).post(logout).with(page_headers()))
+        .at("/", get(home).with(page_headers()))
+}
+
+fn page_headers() -> SetHeader {
+    SetHeader::new()
+        .overriding("X-Frame-Options", "DENY")
+        .overriding(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .overriding(header::CACHE_CONTROL, "no-store")
+        .overriding(header::PRAGMA, "no-cache")
+        .overriding("Referrer-Policy", "no-referrer")
+        .overriding("X-Content-Type-Options", "nosniff")
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn see_other(url: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, url)
+        .finish()
+}
+
+fn server_error_page(err: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = html(
+        status,
+        pages::error("Something went wrong", "The server cannot complete this request right now. Please try again in a moment."),
+    );
+    if err.code == ErrorCode::TemporarilyUnavailable {
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// The value of cookie `name`.
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, same_site: &str, max_age: u64) -> String {
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}")
+}
+
+/// The signed-in session and its user, if the cookie is valid and the user still exists.
+async fn current_session(state: &AppState, req: &Request) -> Result<Option<(Session, users::User)>, OAuthError> {
+    let Some(raw) = cookie(req, SESSION_COOKIE) else { return Ok(None) };
+    let Some(s) = session::open::<Session>(&state.session_key, "session", state.now(), &raw) else {
+        return Ok(None);
+    };
+    Ok(users::by_id(state, &s.sub).await?.map(|u| (s, u)))
+}
+
+/// Reads an urlencoded form body into single-valued fields; `None` when malformed, of the
+/// wrong content type, or with a repeated field.
+async fn read_form(req: &Request, body: Body) -> Option<HashMap<String, String>> {
+    let ct = req.header(header::CONTENT_TYPE).unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return None;
+    }
+    let bytes = body.into_bytes().await.ok()?;
+    let raw = std::str::from_utf8(&bytes).ok()?;
+    let (map, repeated) = authorize::parse_query(raw);
+    repeated.is_none().then_some(map)
+}
+
+fn login_page(state: &AppState, status: StatusCode, error: Option<&str>, return_to: &str, username: &str, csrf: Option<String>) -> Response {
+    let csrf = csrf.unwrap_or_else(random_token);
+    let mut resp = html(status, pages::login(error, &csrf, return_to, username));
+    let c = set_cookie(state, CSRF_COOKIE, &csrf, "/login", "Strict", 3600);
+    if let Ok(v) = c.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Only local paths back into the authorization flow (or home) may follow a login.
+fn safe_return_to(raw: &str) -> &str {
+    let ok = raw == "/" || (raw.starts_with("/oauth2/authorize?") && !raw.contains('\\'));
+    if ok { raw } else { "/" }
+}
+
+#[handler]
+async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    let (client, areq) = match authorize::validate(state, query).await {
+        Ok(v) => v,
+        Err(AuthorizeError::Page(msg)) => return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", &msg)),
+        Err(AuthorizeError::Redirect(url)) => return see_other(&url),
+        Err(AuthorizeError::Server(e)) => return server_error_page(&e),
+    };
+    let prompt_none = areq.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "none"));
+    let signed_in = match current_session(state, req).await {
+        Ok(s) => s,
+        Err(e) => return server_error_page(&e),
+    };
+    let Some((session, user)) = signed_in else {
+        if prompt_none {
+            let err = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
+            return see_other(&authorize::redirect_error(state, &areq, &err));
+        }
+        let return_to = format!("/oauth2/authorize?{query}");
+        return login_page(state, StatusCode::OK, None, &return_to, "", cookie(req, CSRF_COOKIE));
+    };
+    if prompt_none {
+        let err = OAuthError::new(ErrorCode::ConsentRequired, "the user has not approved this application");
+        return see_other(&authorize::redirect_error(state, &areq, &err));
+    }
+    let scopes: Vec<(String, String)> = areq
+        .scope
+        .split(' ')
+        .map(|s| (s.to_string(), state.config.scope_description(s).unwrap_or(s).to_string()))
+        .collect();
+    let host = url::Url::parse(&areq.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let txn = authorize::seal_pending(state, &session, &areq);
+    html(StatusCode::OK, pages::consent(&client.client_name, &host, &user.username, &scopes, &txn))
+}
+
+#[handler]
+async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
+    let Some(form) = read_form(req, body).await else {
+        return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", "The consent form was malformed."));
+    };
+    let allow = match form.get("decision").map(String::as_str) {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", "Choose Allow or Deny.")),
+    };
+    let session = match current_session(state, req).await {
+        Ok(Some((s, _))) => s,
+        Ok(None) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error("Session ended", "You are not signed in any more. Start again from the application."),
+            );
+        }
+        Err(e) => return server_error_page(&e),
+    };
+    let txn = form.get("txn").map(String::as_str).unwrap_or_default();
+    match authorize::decide(state, &session, txn, allow).await {
+        Ok(Decision::Redirect(url)) => see_other(&url),
+        Ok(Decision::Refused) => html(
+            StatusCode::BAD_REQUEST,
+            pages::error(
+                "Request expired",
+                "This consent form is no longer valid: it expired, was already used, or belongs to another sign-in. Start again from the application.",
+            ),
+        ),
+        Err(e) => server_error_page(&e),
+    }
+}
+
+#[handler]
+async fn login_get(req: &Request, Data(state): Data<&AppState>) -> Response {
+    let (params, _) = authorize::parse_query(req.uri().query().unwrap_or(""));
+    let return_to = safe_return_to(params.get("return_to").map(String::as_str).unwrap_or("/"));
+    login_page(state, StatusCode::OK, None, return_to, "", cookie(req, CSRF_COOKIE))
+}
+
+#[handler]
+async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
+    let Some(form) = read_form(req, body).await else {
+        return login_page(state, StatusCode::BAD_REQUEST, Some("The sign-in form was malformed."), "/", "", None);
+    };
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    let return_to = safe_return_to(field("return_to"));
+    let csrf_ok = cookie(req, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c.as_bytes(), field("csrf").as_bytes()));
+    if !csrf_ok {
+        return login_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            Some("Your sign-in form expired. Please sign in again (cookies must be enabled)."),
+            return_to,
+            field("username"),
+            None,
+        );
+    }
+    match users::authenticate(state, field("username"), field("password")).await {
+        Ok(Some(user)) => {
+            let now = state.now();
+            let session = Session { sub: user.id.clone(), auth_time: now };
+            let ttl = state.config.session_ttl;
+            let sealed = session::seal(&state.session_key, "session", now + ttl, &session);
+            tracing::info!(user_id = %user.id, "user signed in");
+            let mut resp = see_other(return_to);
+            for c in [
+                set_cookie(state, SESSION_COOKIE, &sealed, "/", "Lax", ttl),
+                set_cookie(state, CSRF_COOKIE, "", "/login", "Strict", 0),
+            ] {
+                if let Ok(v) = c.parse() {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Ok(None) => login_page(
+            state,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong username or password."),
+            return_to,
+            field("username"),
+            cookie(req, CSRF_COOKIE),
+        ),
+        Err(e) => server_error_page(&e),
+    }
+}
+
+#[handler]
+async fn logout(Data(state): Data<&AppState>) -> Response {
+    let mut resp = html(StatusCode::OK, pages::message("Signed out", "You are signed out of Hallpass."));
+    if let Ok(v) = set_cookie(state, SESSION_COOKIE, "", "/", "Lax", 0).parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[handler]
+async fn home(req: &Request, Data(state): Data<&AppState>) -> Response {
+    let text = match current_session(state, req).await {
+        Ok(Some((_, user))) => format!("You are signed in as {}.", user.username),
+        _ => "Hallpass is an OAuth 2.0 authorization server.".to_string(),
+    };
+    html(StatusCode::OK, pages::message("Hallpass", &text))
+}
