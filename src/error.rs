@@ -238,6 +238,16 @@ impl OAuthError {
         })
     }
 
+    /// The JSON response, with the exact status (also those [`ApiError`] has no variant
+    /// for, such as 405).
+    pub fn to_response(&self) -> Response {
+        let mut resp = ApiError::from(self.clone()).into_response();
+        if let Ok(status) = StatusCode::from_u16(self.status) {
+            resp.set_status(status);
+        }
+        resp
+    }
+
     /// The RFC 6749 §5.2 body.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
@@ -321,7 +331,7 @@ impl poem::error::ResponseError for OAuthError {
     }
 
     fn as_response(&self) -> Response {
-        ApiError::from(self.clone()).into_response()
+        self.to_response()
     }
 }
 
@@ -335,10 +345,10 @@ pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> OAuthError {
     }
     if err.is::<AuthorizationError>() {
         let code = match challenge {
-            Challenge::Bearer => ErrorCode::InvalidToken,
-            _ => ErrorCode::InvalidClient,
+            Challenge::Basic => ErrorCode::InvalidClient,
+            _ => ErrorCode::InvalidToken,
         };
-        return OAuthError::new(code, "missing or malformed Authorization header")
+        return OAuthError::new(code, "authentication required: send HTTP Basic credentials or a Bearer token")
             .with_status(401)
             .with_challenge(challenge);
     }
@@ -392,12 +402,10 @@ impl<E: Endpoint> Endpoint for RfcErrorsEndpoint<E> {
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let mut resp = match self.inner.call(req).await {
             Ok(out) => out.into_response(),
+            // A handler's own ApiError arrives as an error built from its response: keep it.
+            Err(err) if err.is_from_response() => err.into_response(),
             Err(err) => {
-                let mapped = from_poem_error(&err, self.challenge);
-                // A 405 from routing must keep its status; everything else is as mapped.
-                ApiError::from(mapped.clone())
-                    .into_response()
-                    .with_status_fix(mapped.status())
+                from_poem_error(&err, self.challenge).to_response()
             }
         };
         let headers = resp.headers_mut();
@@ -406,18 +414,5 @@ impl<E: Endpoint> Endpoint for RfcErrorsEndpoint<E> {
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         }
         Ok(resp)
-    }
-}
-
-trait StatusFix {
-    fn with_status_fix(self, status: u16) -> Self;
-}
-
-impl StatusFix for Response {
-    fn with_status_fix(mut self, status: u16) -> Self {
-        if let Ok(s) = StatusCode::from_u16(status) {
-            self.set_status(s);
-        }
-        self
     }
 }

@@ -37,6 +37,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod verify;
 pub mod web;
 
 pub use startup::{Application, build_app};

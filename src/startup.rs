@@ -126,6 +126,15 @@ impl Application {
     /// Binds `state.config.bind` and composes the app.
     pub async fn bind(state: AppState) -> Result<Self, StartupError> {
         let addr = state.config.bind;
+        Self::bind_then(addr, |_| state).await
+    }
+
+    /// Binds `addr` first, then builds the state knowing the bound port (tests bind port 0
+    /// and need the port in the issuer URL).
+    pub async fn bind_then(
+        addr: std::net::SocketAddr,
+        make_state: impl FnOnce(u16) -> AppState,
+    ) -> Result<Self, StartupError> {
         let acceptor = TcpListener::bind(addr)
             .into_acceptor()
             .await
@@ -135,6 +144,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(addr.port());
+        let state = make_state(port);
         Ok(Self { port, acceptor, app: build_app(state).map_to_response().boxed() })
     }
 

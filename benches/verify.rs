@@ -1,0 +1,3 @@
+//! Verification throughput of `hallpass::verify` (placeholder).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The offline verifier resource servers embed (placeholder).

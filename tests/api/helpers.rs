@@ -1,0 +1,363 @@
+//! `spawn_app()` and the request helpers, personas and assertions every test uses.
+
+#![allow(dead_code)]
+
+use std::{future::Future, sync::Arc};
+
+use hallpass::{
+    Application,
+    config::Config,
+    crypto::DummyHash,
+    keys::{KeySet, SigningKey},
+    state::{AppState, Clock, MockClock},
+    store::{Store, memory::MemoryStore, redis::RedisStore},
+};
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+/// Which store a test app runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The in-memory store.
+    Memory,
+    /// Redis at this URL, under a prefix unique to the test.
+    Redis(String),
+}
+
+/// Every backend the environment offers: memory always, Redis when `REDIS_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Memory];
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        if !url.is_empty() {
+            out.push(Backend::Redis(url));
+        }
+    }
+    out
+}
+
+/// Runs `test` against a fresh app on every backend, naming the backend if it fails.
+pub async fn each_store<F, Fut>(test: F)
+where
+    F: Fn(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        test(spawn_app_on(backend, |_| {}).await).await;
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`, also the issuer.
+    pub address: String,
+    /// A client that never follows redirects and keeps no cookies.
+    pub http: reqwest::Client,
+    /// The server's state (store, keys, config).
+    pub state: AppState,
+    /// The server's clock; tests move it forward instead of sleeping.
+    pub clock: Arc<MockClock>,
+}
+
+/// A fresh app on the memory store.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Memory, |_| {}).await
+}
+
+/// A fresh app on `backend`, with `tweak` applied to the default test configuration.
+pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let store: Arc<dyn Store> = match &backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis(url) => {
+            let prefix = format!("hallpass-test:{}:", hallpass::crypto::random_id());
+            Arc::new(RedisStore::new(url, &prefix).expect("REDIS_URL parses"))
+        }
+    };
+    spawn_app_with_store(store, tweak).await
+}
+
+/// A fresh app on the given store.
+pub async fn spawn_app_with_store(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let clock = Arc::new(MockClock::new());
+    let mut config = Config { bind: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    tweak(&mut config);
+    let (key, _) = SigningKey::generate(config.signing_alg, clock.now() - 10, clock.now() - 10).unwrap();
+    let keys = KeySet::from_keys(vec![key]);
+    let dummy = DummyHash::new().await.unwrap();
+    let clock_dyn: Arc<dyn Clock> = clock.clone();
+    let mut state_out = None;
+    let app = Application::bind_then(config.bind, |port| {
+        let issuer = format!("http://127.0.0.1:{port}");
+        config.audience = issuer.clone();
+        config.issuer = issuer;
+        let state = AppState::new(config, store, keys, clock_dyn, dummy, &hallpass::crypto::random_bytes::<32>());
+        state_out = Some(state.clone());
+        state
+    })
+    .await
+    .expect("the test server binds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state: state_out.expect("make_state ran"),
+        clock,
+    }
+}
+
+/// A registered user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// A registered client, with its owner and (for confidential clients) its secret.
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub redirect_uri: String,
+    pub owner: TestUser,
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce_pair() -> (String, String) {
+    let verifier = hallpass::crypto::random_token() + "-extra.chars~";
+    let challenge = hallpass::crypto::sha256_b64(verifier.as_bytes());
+    (verifier, challenge)
+}
+
+/// Extracts the value of the hidden input `name` from a page.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&#x27;", "'"))
+}
+
+/// The cookie `name` set by a response, as a `name=value` pair.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// The full `Set-Cookie` line for `name`.
+pub fn set_cookie_line(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// The `Location` header.
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The query parameters of a URL.
+pub fn query_params(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Asserts an RFC 6749 §5.2 error response and returns its body.
+pub async fn assert_oauth_error(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    let got = resp.status().as_u16();
+    let cache = resp
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let www = resp.headers().get(header::WWW_AUTHENTICATE).cloned();
+    let body: Value = resp.json().await.expect("an error body is JSON");
+    assert_eq!(got, status, "status; body {body}");
+    assert_eq!(body["error"], code, "error code; body {body}");
+    assert!(body["error_description"].is_string(), "error_description; body {body}");
+    assert!(cache.contains("no-store"), "Cache-Control: {cache}");
+    if status == 401 {
+        assert!(www.is_some(), "a 401 carries WWW-Authenticate");
+    }
+    body
+}
+
+impl TestApp {
+    /// `address` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// `POST /api/users` with a JSON body.
+    pub async fn post_user(&self, body: &Value) -> reqwest::Response {
+        self.http.post(self.url("/api/users")).json(body).send().await.unwrap()
+    }
+
+    /// Registers a user with a random name.
+    pub async fn user(&self) -> TestUser {
+        let username = format!("user-{}", hallpass::crypto::random_id());
+        let password = "correct horse battery".to_string();
+        let resp = self.post_user(&json!({"username": username, "password": password})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        TestUser { id: body["id"].as_str().unwrap().to_string(), username, password }
+    }
+
+    /// `POST /api/clients` as `user` with HTTP Basic.
+    pub async fn post_client(&self, user: &TestUser, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/clients"))
+            .basic_auth(&user.username, Some(&user.password))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a client for a new user with the given registration body.
+    pub async fn client_with(&self, body: Value) -> TestClient {
+        let owner = self.user().await;
+        let resp = self.post_client(&owner, &body).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let c: Value = resp.json().await.unwrap();
+        TestClient {
+            client_id: c["client_id"].as_str().unwrap().to_string(),
+            client_secret: c["client_secret"].as_str().map(str::to_string),
+            redirect_uri: c["redirect_uris"][0].as_str().unwrap_or_default().to_string(),
+            owner,
+        }
+    }
+
+    /// A confidential client (`client_secret_basic`) with one https redirect URI.
+    pub async fn confidential_client(&self) -> TestClient {
+        self.client_with(json!({
+            "client_name": "Beer App",
+            "redirect_uris": ["https://app.example/callback"],
+        }))
+        .await
+    }
+
+    /// A public client (`none`) with a loopback redirect URI.
+    pub async fn public_client(&self) -> TestClient {
+        self.client_with(json!({
+            "client_name": "Beer CLI",
+            "redirect_uris": ["http://127.0.0.1:8765/callback"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await
+    }
+
+    /// `GET /oauth2/authorize?<query>` with an optional cookie.
+    pub async fn get_authorize(&self, query: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(&format!("/oauth2/authorize?{query}")));
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Signs in through the login form and returns the session cookie (`name=value`).
+    pub async fn login(&self, user: &TestUser) -> String {
+        let page = self.http.get(self.url("/login")).send().await.unwrap();
+        let csrf_cookie = set_cookie(&page, "hallpass_csrf").expect("the login page sets a CSRF cookie");
+        let html = page.text().await.unwrap();
+        let csrf = hidden_input(&html, "csrf").expect("the login form has a csrf field");
+        let resp = self
+            .http
+            .post(self.url("/login"))
+            .header(header::COOKIE, csrf_cookie)
+            .form(&[("username", user.username.as_str()), ("password", user.password.as_str()), ("csrf", &csrf), ("return_to", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        set_cookie(&resp, "hallpass_session").expect("login sets the session cookie")
+    }
+
+    /// Opens the consent page for `query` with `session` and returns the sealed `txn`.
+    pub async fn consent_txn(&self, query: &str, session: &str) -> String {
+        let resp = self.get_authorize(query, Some(session)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "consent page");
+        let html = resp.text().await.unwrap();
+        hidden_input(&html, "txn").expect("the consent page has a txn field")
+    }
+
+    /// Posts a consent decision.
+    pub async fn post_consent(&self, session: &str, txn: &str, decision: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth2/authorize"))
+            .header(header::COOKIE, session)
+            .form(&[("txn", txn), ("decision", decision)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The standard authorize query for `client`, with extra parameters.
+    pub fn authorize_query(&self, client: &TestClient, extra: &[(&str, &str)]) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code");
+        q.append_pair("client_id", &client.client_id);
+        q.append_pair("redirect_uri", &client.redirect_uri);
+        q.append_pair("state", "xyz-state");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    }
+
+    /// Runs the browser part as `user`: login, consent (allow). Returns the redirect URL.
+    pub async fn approve(&self, user: &TestUser, query: &str) -> String {
+        let session = self.login(user).await;
+        let txn = self.consent_txn(query, &session).await;
+        let resp = self.post_consent(&session, &txn, "allow").await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        location(&resp)
+    }
+
+    /// Gets a code for `client` from its owner with `extra` authorize parameters.
+    pub async fn code_for(&self, client: &TestClient, extra: &[(&str, &str)]) -> String {
+        let query = self.authorize_query(client, extra);
+        let redirect = self.approve(&client.owner, &query).await;
+        query_params(&redirect).get("code").cloned().expect("the redirect carries a code")
+    }
+
+    /// `POST /oauth2/token` with a form and optional HTTP Basic credentials.
+    pub async fn post_token(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/oauth2/token")).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Redeems `code` for a confidential client with HTTP Basic.
+    pub async fn redeem(&self, client: &TestClient, code: &str) -> reqwest::Response {
+        self.post_token(
+            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &client.redirect_uri)],
+            Some((&client.client_id, client.client_secret.as_deref().unwrap_or_default())),
+        )
+        .await
+    }
+
+    /// The JWKS, fetched over HTTP.
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+    }
+}

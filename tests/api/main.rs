@@ -1,0 +1,13 @@
+//! The one integration-test binary: every test drives a real server over HTTP on port 0, on
+//! the memory store and, when `REDIS_URL` is set, again on Redis.
+
+mod authorize;
+mod discovery;
+mod flow;
+mod helpers;
+mod openapi_spec;
+mod store;
+mod token_errors;
+mod users_and_clients;
+mod verify;
+mod beer_locker;
