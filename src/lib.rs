@@ -27,6 +27,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod beer_locker;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -1,0 +1,1 @@
+//! The beer locker resource server (placeholder).
