@@ -65,7 +65,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
     pub keys_dir: PathBuf,
     /// Signing algorithm of new access tokens.
-    #[arg(long, env = "HALLPASS_SIGNING_ALG", value_enum, ignore_case = true, default_value = "ES256")]
+    #[arg(
+        long,
+        env = "HALLPASS_SIGNING_ALG",
+        value_enum,
+        ignore_case = true,
+        default_value = "ES256"
+    )]
     pub signing_alg: SigningAlg,
     /// Access-token lifetime in seconds (60 to 86400).
     #[arg(long, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
@@ -80,7 +86,13 @@ pub struct ConfigArgs {
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub session_ttl: u64,
     /// `open`: anyone may register a user with `POST /api/users`; `closed`: that answers 403.
-    #[arg(long, env = "HALLPASS_REGISTRATION", value_enum, ignore_case = true, default_value = "open")]
+    #[arg(
+        long,
+        env = "HALLPASS_REGISTRATION",
+        value_enum,
+        ignore_case = true,
+        default_value = "open"
+    )]
     pub registration: Registration,
     /// Scopes offered, as comma-separated `name=description` pairs.
     #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
@@ -148,7 +160,14 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("keys_dir", &self.keys_dir)
             .field("signing_alg", &self.signing_alg)
-            .field("store", &if self.redis_url.is_some() { "redis" } else { "memory" })
+            .field(
+                "store",
+                &if self.redis_url.is_some() {
+                    "redis"
+                } else {
+                    "memory"
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -248,7 +267,8 @@ impl Config {
 /// Validates an issuer URL (RFC 8414 §2: https, no query or fragment) and drops a trailing slash.
 pub fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
     let fix = "HALLPASS_ISSUER / --issuer must be an https URL without query or fragment, such as https://auth.example.com (http is allowed for 127.0.0.1, [::1] and localhost)";
-    let url = Url::parse(raw).map_err(|e| ConfigError(format!("{fix}; {raw:?} does not parse: {e}")))?;
+    let url =
+        Url::parse(raw).map_err(|e| ConfigError(format!("{fix}; {raw:?} does not parse: {e}")))?;
     if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
         return Err(ConfigError(format!("{fix}; got {raw:?}")));
     }
@@ -274,8 +294,7 @@ pub fn is_loopback_host(url: &Url) -> bool {
 pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
@@ -302,7 +321,8 @@ pub fn parse_scopes(raw: &str) -> Result<Vec<ScopeDef>, ConfigError> {
     }
     if out.is_empty() {
         return Err(ConfigError(
-            "HALLPASS_SCOPES / --scopes is empty; offer at least one scope as name=description".into(),
+            "HALLPASS_SCOPES / --scopes is empty; offer at least one scope as name=description"
+                .into(),
         ));
     }
     Ok(out)
@@ -315,7 +335,10 @@ mod tests {
     #[test]
     fn issuer_must_be_https_unless_loopback() {
         assert!(validate_issuer("https://auth.example.com/").is_ok());
-        assert_eq!(validate_issuer("http://localhost:3000/").unwrap_or_default(), "http://localhost:3000");
+        assert_eq!(
+            validate_issuer("http://localhost:3000/").unwrap_or_default(),
+            "http://localhost:3000"
+        );
         assert!(validate_issuer("http://auth.example.com").is_err());
         assert!(validate_issuer("https://auth.example.com/?a=b").is_err());
         assert!(validate_issuer("not a url").is_err());

@@ -23,7 +23,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // SystemRandom only fails when the OS has no randomness at all; there is no safe way on.
     #[allow(clippy::expect_used)]
-    SystemRandom::new().fill(&mut buf).expect("the OS random generator failed");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random generator failed");
     buf
 }
 
@@ -95,7 +97,9 @@ pub struct DummyHash(std::sync::Arc<String>);
 impl DummyHash {
     /// Computes the dummy hash (once, at startup).
     pub async fn new() -> Result<Self, PasswordError> {
-        Ok(Self(std::sync::Arc::new(hash_password(random_token()).await?)))
+        Ok(Self(std::sync::Arc::new(
+            hash_password(random_token()).await?,
+        )))
     }
 }
 
@@ -110,7 +114,9 @@ pub async fn verify_password(
     let hash = hash.unwrap_or_else(|| dummy.0.as_ref().clone());
     tokio::task::spawn_blocking(move || {
         let ok = match PasswordHash::new(&hash) {
-            Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         };
         ok && known
@@ -140,7 +146,9 @@ mod tests {
     #[tokio::test]
     async fn password_verifies_only_with_the_right_password_and_a_known_user() {
         let dummy = DummyHash::new().await.unwrap_or_else(|e| panic!("{e}"));
-        let hash = hash_password("correct horse".into()).await.unwrap_or_else(|e| panic!("{e}"));
+        let hash = hash_password("correct horse".into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(hash.starts_with("$argon2id$"));
         let ok = verify_password("correct horse".into(), Some(hash.clone()), &dummy).await;
         assert!(ok.unwrap_or(false));

@@ -245,6 +245,10 @@ impl OAuthError {
         if let Ok(status) = StatusCode::from_u16(self.status) {
             resp.set_status(status);
         }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         resp
     }
 
@@ -348,9 +352,12 @@ pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> OAuthError {
             Challenge::Basic => ErrorCode::InvalidClient,
             _ => ErrorCode::InvalidToken,
         };
-        return OAuthError::new(code, "authentication required: send HTTP Basic credentials or a Bearer token")
-            .with_status(401)
-            .with_challenge(challenge);
+        return OAuthError::new(
+            code,
+            "authentication required: send HTTP Basic credentials or a Bearer token",
+        )
+        .with_status(401)
+        .with_challenge(challenge);
     }
     if err.is::<ContentTypeError>() {
         return OAuthError::invalid_request("unsupported content type for this operation")
@@ -404,9 +411,7 @@ impl<E: Endpoint> Endpoint for RfcErrorsEndpoint<E> {
             Ok(out) => out.into_response(),
             // A handler's own ApiError arrives as an error built from its response: keep it.
             Err(err) if err.is_from_response() => err.into_response(),
-            Err(err) => {
-                from_poem_error(&err, self.challenge).to_response()
-            }
+            Err(err) => from_poem_error(&err, self.challenge).to_response(),
         };
         let headers = resp.headers_mut();
         if !headers.contains_key(header::CACHE_CONTROL) {

@@ -113,18 +113,40 @@ impl SigningKey {
             let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
             let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
-            let jwk = json!({"kty":"EC","crv":"P-256","x":x,"y":y,"kid":kid,"use":"sig","alg":"ES256"});
-            let meta = KeyMeta { alg: SigningAlg::ES256, created_at, not_before };
-            return Ok(Self { kid, meta, jwk, signer: Signer::Ecdsa(kp), decoding });
+            let jwk =
+                json!({"kty":"EC","crv":"P-256","x":x,"y":y,"kid":kid,"use":"sig","alg":"ES256"});
+            let meta = KeyMeta {
+                alg: SigningAlg::ES256,
+                created_at,
+                not_before,
+            };
+            return Ok(Self {
+                kid,
+                meta,
+                jwk,
+                signer: Signer::Ecdsa(kp),
+                decoding,
+            });
         }
         if let Ok(kp) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             let x = b64(kp.public_key().as_ref());
             let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
             let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
-            let jwk = json!({"kty":"OKP","crv":"Ed25519","x":x,"kid":kid,"use":"sig","alg":"EdDSA"});
-            let meta = KeyMeta { alg: SigningAlg::EdDSA, created_at, not_before };
-            return Ok(Self { kid, meta, jwk, signer: Signer::Ed25519(kp), decoding });
+            let jwk =
+                json!({"kty":"OKP","crv":"Ed25519","x":x,"kid":kid,"use":"sig","alg":"EdDSA"});
+            let meta = KeyMeta {
+                alg: SigningAlg::EdDSA,
+                created_at,
+                not_before,
+            };
+            return Ok(Self {
+                kid,
+                meta,
+                jwk,
+                signer: Signer::Ed25519(kp),
+                decoding,
+            });
         }
         if let Ok(kp) = RsaKeyPair::from_pkcs8(der) {
             use rsa::{pkcs8::DecodePrivateKey, traits::PublicKeyParts};
@@ -138,8 +160,18 @@ impl SigningKey {
             let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
             let jwk = json!({"kty":"RSA","n":n,"e":e,"kid":kid,"use":"sig","alg":"RS256"});
-            let meta = KeyMeta { alg: SigningAlg::RS256, created_at, not_before };
-            return Ok(Self { kid, meta, jwk, signer: Signer::Rsa(kp), decoding });
+            let meta = KeyMeta {
+                alg: SigningAlg::RS256,
+                created_at,
+                not_before,
+            };
+            return Ok(Self {
+                kid,
+                meta,
+                jwk,
+                signer: Signer::Rsa(kp),
+                decoding,
+            });
         }
         Err("not a PKCS#8 P-256, Ed25519 or RSA private key".into())
     }
@@ -148,13 +180,12 @@ impl SigningKey {
     pub fn generate(alg: SigningAlg, now: u64, not_before: u64) -> Result<(Self, Vec<u8>), String> {
         let rng = SystemRandom::new();
         let der = match alg {
-            SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &rng,
-            )
-            .map_err(|e| e.to_string())?
-            .as_ref()
-            .to_vec(),
+            SigningAlg::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|e| e.to_string())?
+                    .as_ref()
+                    .to_vec()
+            }
             SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|e| e.to_string())?
                 .as_ref()
@@ -163,7 +194,10 @@ impl SigningKey {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
                     .map_err(|e| e.to_string())?;
-                key.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec()
+                key.to_pkcs8_der()
+                    .map_err(|e| e.to_string())?
+                    .as_bytes()
+                    .to_vec()
             }
         };
         let key = Self::from_pkcs8(&der, now, not_before)?;
@@ -209,7 +243,10 @@ impl SigningKey {
 
     /// Writes the key as `<kid>.pem` (mode 0600) and `<kid>.json` into `dir`.
     pub fn write(&self, dir: &Path, der: &[u8]) -> Result<PathBuf, KeyError> {
-        fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let pem_path = dir.join(format!("{}.pem", self.kid));
         let pem = to_pem(der);
         write_private(&pem_path, pem.as_bytes())?;
@@ -225,7 +262,10 @@ impl SigningKey {
 
 fn write_private(path: &Path, data: &[u8]) -> Result<(), KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| KeyError::Io { path: path.into(), source };
+    let io = |source| KeyError::Io {
+        path: path.into(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -269,13 +309,21 @@ impl KeySet {
     /// A set of the given keys (tests build keys in memory).
     pub fn from_keys(keys: Vec<SigningKey>) -> Self {
         let mut keys: Vec<_> = keys.into_iter().map(Arc::new).collect();
-        keys.sort_by(|a, b| b.meta.not_before.cmp(&a.meta.not_before).then(a.kid.cmp(&b.kid)));
+        keys.sort_by(|a, b| {
+            b.meta
+                .not_before
+                .cmp(&a.meta.not_before)
+                .then(a.kid.cmp(&b.kid))
+        });
         Self { keys }
     }
 
     /// Reads every `*.pem` in `dir`. Files that are not keys are an error, with the path.
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: dir.into(), source };
+        let io = |source| KeyError::Io {
+            path: dir.into(),
+            source,
+        };
         let mut keys = Vec::new();
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
@@ -294,13 +342,20 @@ impl KeySet {
 
     /// Loads `dir`; when it holds no key of `alg`, generates one that signs from `now` and
     /// writes it there (the development path). Returns the set and whether a key was made.
-    pub fn load_or_generate(dir: &Path, alg: SigningAlg, now: u64) -> Result<(Self, bool), KeyError> {
+    pub fn load_or_generate(
+        dir: &Path,
+        alg: SigningAlg,
+        now: u64,
+    ) -> Result<(Self, bool), KeyError> {
         let set = Self::load(dir)?;
         if set.keys.iter().any(|k| k.meta.alg == alg) {
             return Ok((set, false));
         }
-        let (key, der) = SigningKey::generate(alg, now, now)
-            .map_err(|reason| KeyError::Invalid { path: dir.into(), reason })?;
+        let (key, der) =
+            SigningKey::generate(alg, now, now).map_err(|reason| KeyError::Invalid {
+                path: dir.into(),
+                reason,
+            })?;
         key.write(dir, &der)?;
         Ok((Self::load(dir)?, true))
     }
@@ -330,16 +385,25 @@ impl KeySet {
 }
 
 fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
-    let invalid = |reason: String| KeyError::Invalid { path: path.into(), reason };
-    let pem = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
-    let der = from_pem(&pem)
-        .ok_or_else(|| invalid("expected a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----)".into()))?;
+    let invalid = |reason: String| KeyError::Invalid {
+        path: path.into(),
+        reason,
+    };
+    let pem = fs::read_to_string(path).map_err(|source| KeyError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let der = from_pem(&pem).ok_or_else(|| {
+        invalid("expected a PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----)".into())
+    })?;
     let meta_path = path.with_extension("json");
     let meta: Option<KeyMeta> = match fs::read(&meta_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| KeyError::Invalid {
-            path: meta_path.clone(),
-            reason: e.to_string(),
-        })?),
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes).map_err(|e| KeyError::Invalid {
+                path: meta_path.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
         Err(_) => None,
     };
     let (created, not_before) = match &meta {
@@ -376,7 +440,10 @@ mod tests {
         // RFC 7638 §3.1 example key and thumbprint.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         let thumb = format!(r#"{{"e":"AQAB","kty":"RSA","n":"{n}"}}"#);
-        assert_eq!(sha256_b64(thumb.as_bytes()), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            sha256_b64(thumb.as_bytes()),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
@@ -394,7 +461,8 @@ mod tests {
 
     #[test]
     fn debug_never_prints_the_private_key() {
-        let (key, _) = SigningKey::generate(SigningAlg::ES256, 1, 1).unwrap_or_else(|e| panic!("{e}"));
+        let (key, _) =
+            SigningKey::generate(SigningAlg::ES256, 1, 1).unwrap_or_else(|e| panic!("{e}"));
         let shown = format!("{key:?}");
         assert!(shown.contains("[redacted]"));
         assert!(shown.contains(&key.kid));

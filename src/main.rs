@@ -103,7 +103,13 @@ fn keys_list(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             "published"
         };
-        println!("{}\t{}\t{}\t{}", k.kid, k.meta.alg.as_str(), k.meta.not_before, state);
+        println!(
+            "{}\t{}\t{}\t{}",
+            k.kid,
+            k.meta.alg.as_str(),
+            k.meta.not_before,
+            state
+        );
     }
     Ok(())
 }

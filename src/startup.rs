@@ -57,7 +57,10 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        BodyLimitEndpoint { inner: ep, limit: self.0 }
+        BodyLimitEndpoint {
+            inner: ep,
+            limit: self.0,
+        }
     }
 }
 
@@ -74,7 +77,11 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         use poem::IntoResponse;
         let too_large = || {
             Ok(poem::error::ResponseError::as_response(
-                &OAuthError::invalid_request(format!("the request body is larger than {} bytes", self.limit)).with_status(413),
+                &OAuthError::invalid_request(format!(
+                    "the request body is larger than {} bytes",
+                    self.limit
+                ))
+                .with_status(413),
             ))
         };
         let declared = req
@@ -113,12 +120,15 @@ impl Application {
                 Arc::new(MemoryStore::new())
             }
         };
-        let (keys, generated) = KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
+        let (keys, generated) =
+            KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
         if generated {
             tracing::warn!(dir = %config.keys_dir.display(), alg = config.signing_alg.as_str(), "generated a new signing key (development); production should mount its keys");
         }
         let secret = load_or_create_session_secret(&config.keys_dir)?;
-        let dummy = DummyHash::new().await.map_err(|e| StartupError::Io(e.to_string()))?;
+        let dummy = DummyHash::new()
+            .await
+            .map_err(|e| StartupError::Io(e.to_string()))?;
         let state = AppState::new(config, store, keys, clock, dummy, &secret);
         Self::bind(state).await
     }
@@ -135,17 +145,22 @@ impl Application {
         addr: std::net::SocketAddr,
         make_state: impl FnOnce(u16) -> AppState,
     ) -> Result<Self, StartupError> {
-        let acceptor = TcpListener::bind(addr)
-            .into_acceptor()
-            .await
-            .map_err(|e| StartupError::Io(format!("cannot listen on {addr}: {e}; set HALLPASS_BIND / --bind to a free address")))?;
+        let acceptor = TcpListener::bind(addr).into_acceptor().await.map_err(|e| {
+            StartupError::Io(format!(
+                "cannot listen on {addr}: {e}; set HALLPASS_BIND / --bind to a free address"
+            ))
+        })?;
         let port = acceptor
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(addr.port());
         let state = make_state(port);
-        Ok(Self { port, acceptor, app: build_app(state).map_to_response().boxed() })
+        Ok(Self {
+            port,
+            acceptor,
+            app: build_app(state).map_to_response().boxed(),
+        })
     }
 
     /// The bound port.
@@ -159,7 +174,10 @@ impl Application {
     }
 
     /// Serves until `signal` resolves, then drains in-flight requests.
-    pub async fn run_with_shutdown(self, signal: impl std::future::Future<Output = ()> + Send) -> std::io::Result<()> {
+    pub async fn run_with_shutdown(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, signal, Some(std::time::Duration::from_secs(10)))
             .await
@@ -173,13 +191,19 @@ pub fn load_or_create_session_secret(dir: &Path) -> Result<Vec<u8>, StartupError
     let path = dir.join("session.key");
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
-        Ok(_) => return Err(StartupError::Io(format!("{}: must hold at least 32 bytes", path.display()))),
+        Ok(_) => {
+            return Err(StartupError::Io(format!(
+                "{}: must hold at least 32 bytes",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(StartupError::Io(format!("{}: {e}", path.display())));
         }
         Err(_) => {}
     }
-    std::fs::create_dir_all(dir).map_err(|e| StartupError::Io(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartupError::Io(format!("{}: {e}", dir.display())))?;
     let secret = random_bytes::<32>();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -187,6 +211,7 @@ pub fn load_or_create_session_secret(dir: &Path) -> Result<Vec<u8>, StartupError
         .mode(0o600)
         .open(&path)
         .map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
-    f.write_all(&secret).map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
+    f.write_all(&secret)
+        .map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
     Ok(secret.to_vec())
 }

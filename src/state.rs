@@ -81,7 +81,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,7 +103,10 @@ impl AppState {
             keys: Arc::new(keys),
             clock,
             dummy_hash,
-            session_key: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, session_secret)),
+            session_key: Arc::new(ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                session_secret,
+            )),
         }
     }
 

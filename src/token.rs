@@ -60,7 +60,11 @@ struct Header<'a> {
 
 /// Signs `claims` as a compact JWS with `key` and the given `typ`.
 pub fn sign<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> Result<String, KeyError> {
-    let header = Header { alg: key.meta.alg.as_str(), typ, kid: &key.kid };
+    let header = Header {
+        alg: key.meta.alg.as_str(),
+        typ,
+        kid: &key.kid,
+    };
     let header = serde_json::to_vec(&header).map_err(|_| KeyError::Sign)?;
     let claims = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
     let mut jws = String::with_capacity(512);
@@ -106,7 +110,9 @@ pub fn verify_access_token(
 ) -> Result<AccessClaims, TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     let typ = header.typ.as_deref().unwrap_or_default();
-    if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && !typ.eq_ignore_ascii_case("application/at+jwt") {
+    if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+        && !typ.eq_ignore_ascii_case("application/at+jwt")
+    {
         return Err(TokenError::WrongType);
     }
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
@@ -117,15 +123,17 @@ pub fn verify_access_token(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
-    let data = decode::<AccessClaimsWithNbf>(token, key.decoding_key(), &validation).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        match e.kind() {
-            ErrorKind::Json(_) | ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::MissingRequiredClaim(_) => {
-                TokenError::Malformed
+    let data =
+        decode::<AccessClaimsWithNbf>(token, key.decoding_key(), &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::Json(_)
+                | ErrorKind::Base64(_)
+                | ErrorKind::Utf8(_)
+                | ErrorKind::MissingRequiredClaim(_) => TokenError::Malformed,
+                _ => TokenError::Invalid,
             }
-            _ => TokenError::Invalid,
-        }
-    })?;
+        })?;
     let claims = data.claims;
     if claims.inner.exp + LEEWAY <= now {
         return Err(TokenError::Expired);
@@ -174,9 +182,11 @@ mod tests {
             let keys = keyset(alg);
             let key = keys.active(alg, 1).unwrap_or_else(|e| panic!("{e}"));
             let t = sign(key, ACCESS_TOKEN_TYP, &claims(1000)).unwrap_or_else(|e| panic!("{e}"));
-            let ok = verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1000);
+            let ok =
+                verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1000);
             assert_eq!(ok, Ok(claims(1000)));
-            let late = verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1700);
+            let late =
+                verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1700);
             assert_eq!(late, Err(TokenError::Expired));
             let aud = verify_access_token(&keys, &t, "https://as.example", "https://other", 1000);
             assert_eq!(aud, Err(TokenError::Invalid));
@@ -186,15 +196,27 @@ mod tests {
     #[test]
     fn tokens_with_another_typ_or_alg_none_are_refused() {
         let keys = keyset(SigningAlg::ES256);
-        let key = keys.active(SigningAlg::ES256, 1).unwrap_or_else(|e| panic!("{e}"));
+        let key = keys
+            .active(SigningAlg::ES256, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
         let t = sign(key, "JWT", &claims(1000)).unwrap_or_else(|e| panic!("{e}"));
         let r = verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1000);
         assert_eq!(r, Err(TokenError::WrongType));
 
-        let header = b64(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, key.kid).as_bytes());
+        let header =
+            b64(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, key.kid).as_bytes());
         let body = b64(&serde_json::to_vec(&claims(1000)).unwrap_or_default());
         let none = format!("{header}.{body}.");
-        let r = verify_access_token(&keys, &none, "https://as.example", "https://api.example", 1000);
-        assert!(matches!(r, Err(TokenError::Invalid | TokenError::Malformed)), "{r:?}");
+        let r = verify_access_token(
+            &keys,
+            &none,
+            "https://as.example",
+            "https://api.example",
+            1000,
+        );
+        assert!(
+            matches!(r, Err(TokenError::Invalid | TokenError::Malformed)),
+            "{r:?}"
+        );
     }
 }

@@ -111,8 +111,17 @@ impl ClientsApi {
     ///
     /// Creates an application client owned by the caller. Confidential clients get a
     /// server-generated `client_secret`, shown in this response only.
-    #[oai(path = "/api/clients", method = "post", operation_id = "registerClient", tag = "ApiTags::Clients")]
-    async fn register(&self, auth: UserAuth, body: Json<ClientRegistration>) -> Result<ClientCreated, ApiError> {
+    #[oai(
+        path = "/api/clients",
+        method = "post",
+        operation_id = "registerClient",
+        tag = "ApiTags::Clients"
+    )]
+    async fn register(
+        &self,
+        auth: UserAuth,
+        body: Json<ClientRegistration>,
+    ) -> Result<ClientCreated, ApiError> {
         let owner = users::authenticate_caller(&self.state, auth.into()).await?;
         let b = body.0;
         let reg = Registration {
@@ -129,17 +138,29 @@ impl ClientsApi {
     /// List your clients
     ///
     /// Every client the caller owns, without secrets.
-    #[oai(path = "/api/clients", method = "get", operation_id = "listClients", tag = "ApiTags::Clients")]
+    #[oai(
+        path = "/api/clients",
+        method = "get",
+        operation_id = "listClients",
+        tag = "ApiTags::Clients"
+    )]
     async fn list(&self, auth: UserAuth) -> Result<ClientList, ApiError> {
         let owner = users::authenticate_caller(&self.state, auth.into()).await?;
         let clients = client::list(&self.state, &owner).await?;
-        Ok(ClientList::Ok(Json(clients.into_iter().map(|c| view(c, None)).collect())))
+        Ok(ClientList::Ok(Json(
+            clients.into_iter().map(|c| view(c, None)).collect(),
+        )))
     }
 
     /// Show a client
     ///
     /// One of the caller's clients; 404 for any other.
-    #[oai(path = "/api/clients/:client_id", method = "get", operation_id = "getClient", tag = "ApiTags::Clients")]
+    #[oai(
+        path = "/api/clients/:client_id",
+        method = "get",
+        operation_id = "getClient",
+        tag = "ApiTags::Clients"
+    )]
     async fn get(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
         let owner = users::authenticate_caller(&self.state, auth.into()).await?;
         let c = client::get_owned(&self.state, &owner, &client_id.0).await?;
@@ -149,8 +170,17 @@ impl ClientsApi {
     /// Delete a client
     ///
     /// Deletes one of the caller's clients; its codes can no longer be redeemed.
-    #[oai(path = "/api/clients/:client_id", method = "delete", operation_id = "deleteClient", tag = "ApiTags::Clients")]
-    async fn delete(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientDeleted, ApiError> {
+    #[oai(
+        path = "/api/clients/:client_id",
+        method = "delete",
+        operation_id = "deleteClient",
+        tag = "ApiTags::Clients"
+    )]
+    async fn delete(
+        &self,
+        auth: UserAuth,
+        client_id: Path<String>,
+    ) -> Result<ClientDeleted, ApiError> {
         let owner = users::authenticate_caller(&self.state, auth.into()).await?;
         client::delete(&self.state, &owner, &client_id.0).await?;
         Ok(ClientDeleted::Deleted)
@@ -160,8 +190,17 @@ impl ClientsApi {
     ///
     /// Replaces the secret of one of the caller's confidential clients and shows the new
     /// one, once. The old secret stops working immediately.
-    #[oai(path = "/api/clients/:client_id/secret", method = "post", operation_id = "rotateClientSecret", tag = "ApiTags::Clients")]
-    async fn rotate_secret(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
+    #[oai(
+        path = "/api/clients/:client_id/secret",
+        method = "post",
+        operation_id = "rotateClientSecret",
+        tag = "ApiTags::Clients"
+    )]
+    async fn rotate_secret(
+        &self,
+        auth: UserAuth,
+        client_id: Path<String>,
+    ) -> Result<ClientOne, ApiError> {
         let owner = users::authenticate_caller(&self.state, auth.into()).await?;
         let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, Some(secret)))))

@@ -85,7 +85,10 @@ pub enum JwksResponse {
     ),
     /// The key set has not changed since the given `ETag`.
     #[oai(status = 304)]
-    NotModified(#[oai(header = "Cache-Control")] String, #[oai(header = "ETag")] String),
+    NotModified(
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "ETag")] String,
+    ),
 }
 
 /// Metadata responses.
@@ -132,7 +135,11 @@ impl DiscoveryApi {
             response_types_supported: strs(&["code"]),
             response_modes_supported: strs(&["query"]),
             grant_types_supported: strs(&["authorization_code", "client_credentials"]),
-            token_endpoint_auth_methods_supported: strs(&["client_secret_basic", "client_secret_post", "none"]),
+            token_endpoint_auth_methods_supported: strs(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
             code_challenge_methods_supported: strs(&["S256"]),
             scopes_supported: c.scopes.iter().map(|s| s.name.clone()).collect(),
             authorization_response_iss_parameter_supported: true,
@@ -163,54 +170,108 @@ impl DiscoveryApi {
     /// Authorization-server metadata
     ///
     /// RFC 8414: the issuer, every endpoint, and what this server supports.
-    #[oai(path = "/.well-known/oauth-authorization-server", method = "get", operation_id = "oauthMetadata", tag = "ApiTags::Discovery")]
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        operation_id = "oauthMetadata",
+        tag = "ApiTags::Discovery"
+    )]
     async fn oauth_metadata(&self) -> MetadataResponse {
-        MetadataResponse::Ok(Json(self.metadata()), format!("public, max-age={JWKS_MAX_AGE}"))
+        MetadataResponse::Ok(
+            Json(self.metadata()),
+            format!("public, max-age={JWKS_MAX_AGE}"),
+        )
     }
 
     /// OpenID Connect discovery
     ///
     /// The same facts as the RFC 8414 document, at the OpenID Connect Discovery 1.0 location.
-    #[oai(path = "/.well-known/openid-configuration", method = "get", operation_id = "openidConfiguration", tag = "ApiTags::Discovery")]
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        operation_id = "openidConfiguration",
+        tag = "ApiTags::Discovery"
+    )]
     async fn openid_configuration(&self) -> MetadataResponse {
-        MetadataResponse::Ok(Json(self.metadata()), format!("public, max-age={JWKS_MAX_AGE}"))
+        MetadataResponse::Ok(
+            Json(self.metadata()),
+            format!("public, max-age={JWKS_MAX_AGE}"),
+        )
     }
 
     /// Public signing keys
     ///
     /// The JWK Set resource servers verify access tokens with. Cache it for `max-age`
     /// seconds; on a token with an unknown `kid`, fetch it again. Supports `If-None-Match`.
-    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks", tag = "ApiTags::Discovery")]
-    async fn jwks(&self, #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>) -> JwksResponse {
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        operation_id = "jwks",
+        tag = "ApiTags::Discovery"
+    )]
+    async fn jwks(
+        &self,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> JwksResponse {
         let doc = self.state.keys.jwks();
         let etag = format!("\"{}\"", sha256_b64(doc.to_string().as_bytes()));
         let cache = format!("public, max-age={JWKS_MAX_AGE}");
-        if if_none_match.0.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        if if_none_match
+            .0
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        {
             return JwksResponse::NotModified(cache, etag);
         }
-        let keys = doc["keys"].as_array().map(|a| a.iter().map(jwk).collect()).unwrap_or_default();
+        let keys = doc["keys"]
+            .as_array()
+            .map(|a| a.iter().map(jwk).collect())
+            .unwrap_or_default();
         JwksResponse::Ok(Json(Jwks { keys }), cache, etag)
     }
 
     /// Liveness
     ///
     /// 200 while the process serves requests.
-    #[oai(path = "/healthz", method = "get", operation_id = "healthz", tag = "ApiTags::Health")]
+    #[oai(
+        path = "/healthz",
+        method = "get",
+        operation_id = "healthz",
+        tag = "ApiTags::Health"
+    )]
     async fn healthz(&self) -> HealthResponse {
-        HealthResponse::Ok(Json(Health { status: "ok".into() }))
+        HealthResponse::Ok(Json(Health {
+            status: "ok".into(),
+        }))
     }
 
     /// Readiness
     ///
     /// 200 when the store answers and a key can sign; 503 otherwise.
-    #[oai(path = "/readyz", method = "get", operation_id = "readyz", tag = "ApiTags::Health")]
+    #[oai(
+        path = "/readyz",
+        method = "get",
+        operation_id = "readyz",
+        tag = "ApiTags::Health"
+    )]
     async fn readyz(&self) -> HealthResponse {
         if self.state.signing_key().is_err() {
-            return HealthResponse::Unavailable(Json(Health { status: "no active signing key".into() }), "5".into());
+            return HealthResponse::Unavailable(
+                Json(Health {
+                    status: "no active signing key".into(),
+                }),
+                "5".into(),
+            );
         }
         match self.state.store.ping().await {
-            Ok(()) => HealthResponse::Ok(Json(Health { status: "ok".into() })),
-            Err(_) => HealthResponse::Unavailable(Json(Health { status: "store unreachable".into() }), "1".into()),
+            Ok(()) => HealthResponse::Ok(Json(Health {
+                status: "ok".into(),
+            })),
+            Err(_) => HealthResponse::Unavailable(
+                Json(Health {
+                    status: "store unreachable".into(),
+                }),
+                "1".into(),
+            ),
         }
     }
 }

@@ -31,7 +31,12 @@ pub enum ApiTags {
 }
 
 /// All API operations.
-pub type Apis = (token::TokenApi, discovery::DiscoveryApi, users::UsersApi, clients::ClientsApi);
+pub type Apis = (
+    token::TokenApi,
+    discovery::DiscoveryApi,
+    users::UsersApi,
+    clients::ClientsApi,
+);
 
 /// The OpenAPI service of every JSON endpoint.
 pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {

@@ -47,7 +47,10 @@ pub enum UserAuth {
 impl From<UserAuth> for UserCredentials {
     fn from(auth: UserAuth) -> Self {
         match auth {
-            UserAuth::Basic(UserBasic(b)) => UserCredentials::Basic { username: b.username, password: b.password },
+            UserAuth::Basic(UserBasic(b)) => UserCredentials::Basic {
+                username: b.username,
+                password: b.password,
+            },
             UserAuth::Bearer(UserBearer(b)) => UserCredentials::Bearer(b.token),
         }
     }
@@ -68,7 +71,9 @@ pub fn client_credentials(
     form_secret: Option<String>,
 ) -> ClientCredentials {
     let basic = match auth {
-        ClientAuth::Basic(ClientBasic(b)) => Some((form_decode(&b.username), form_decode(&b.password))),
+        ClientAuth::Basic(ClientBasic(b)) => {
+            Some((form_decode(&b.username), form_decode(&b.password)))
+        }
         ClientAuth::Form => None,
     };
     ClientCredentials {

@@ -5,7 +5,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Form, payload::Json};
 use serde::Deserialize;
 
 use crate::{
-    api::{ApiTags, security::{ClientAuth, client_credentials}},
+    api::{
+        ApiTags,
+        security::{ClientAuth, client_credentials},
+    },
     error::ApiError,
     oauth::grant::{self, Issued, TokenRequest},
     state::AppState,
@@ -86,12 +89,23 @@ impl TokenApi {
     /// with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body
     /// (`client_secret_post`), or, for public clients, with `client_id` alone. Errors follow
     /// RFC 6749 §5.2; `invalid_client` is a 401 with `WWW-Authenticate`.
-    #[oai(path = "/oauth2/token", method = "post", operation_id = "token", tag = "ApiTags::OAuth2")]
-    async fn token(&self, req: &Request, auth: ClientAuth, form: Form<TokenForm>) -> Result<TokenOk, ApiError> {
+    #[oai(
+        path = "/oauth2/token",
+        method = "post",
+        operation_id = "token",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn token(
+        &self,
+        req: &Request,
+        auth: ClientAuth,
+        form: Form<TokenForm>,
+    ) -> Result<TokenOk, ApiError> {
         let f = form.0;
         let creds = client_credentials(
             auth,
-            req.headers().contains_key(poem::http::header::AUTHORIZATION),
+            req.headers()
+                .contains_key(poem::http::header::AUTHORIZATION),
             f.client_id,
             f.client_secret,
         );

@@ -32,7 +32,11 @@ pub struct UserView {
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
-        UserView { id: u.id, username: u.username, created_at: u.created_at }
+        UserView {
+            id: u.id,
+            username: u.username,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -63,10 +67,19 @@ impl UsersApi {
     /// Register a user
     ///
     /// Creates an account. 409 when the username is taken; 403 when registration is closed.
-    #[oai(path = "/api/users", method = "post", operation_id = "registerUser", tag = "ApiTags::Users")]
+    #[oai(
+        path = "/api/users",
+        method = "post",
+        operation_id = "registerUser",
+        tag = "ApiTags::Users"
+    )]
     async fn register(&self, body: Json<NewUser>) -> Result<Created, ApiError> {
         if !self.state.config.registration_open {
-            return Err(OAuthError::new(ErrorCode::AccessDenied, "registration is closed").with_status(403).into());
+            return Err(
+                OAuthError::new(ErrorCode::AccessDenied, "registration is closed")
+                    .with_status(403)
+                    .into(),
+            );
         }
         let user = users::register(&self.state, &body.username, &body.password).await?;
         Ok(Created::Created(Json(user.into())))
@@ -75,7 +88,12 @@ impl UsersApi {
     /// The current user
     ///
     /// Accepts HTTP Basic (username and password) or a Bearer access token.
-    #[oai(path = "/api/users/me", method = "get", operation_id = "currentUser", tag = "ApiTags::Users")]
+    #[oai(
+        path = "/api/users/me",
+        method = "get",
+        operation_id = "currentUser",
+        tag = "ApiTags::Users"
+    )]
     async fn me(&self, auth: UserAuth) -> Result<Me, ApiError> {
         let user = users::authenticate_caller(&self.state, auth.into()).await?;
         Ok(Me::Ok(Json(user.into())))

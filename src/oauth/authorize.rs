@@ -83,8 +83,16 @@ pub fn redirect_url(state: &AppState, redirect_uri: &str, params: &[(&str, &str)
     }
 }
 
-fn error_redirect(state: &AppState, redirect_uri: &str, client_state: Option<&str>, err: &OAuthError) -> AuthorizeError {
-    let mut params = vec![("error", err.code.as_str()), ("error_description", err.description.as_ref())];
+fn error_redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    err: &OAuthError,
+) -> AuthorizeError {
+    let mut params = vec![
+        ("error", err.code.as_str()),
+        ("error_description", err.description.as_ref()),
+    ];
     if let Some(s) = client_state {
         params.push(("state", s));
     }
@@ -105,20 +113,29 @@ pub fn parse_query(raw: &str) -> (HashMap<String, String>, Option<String>) {
 
 /// Validates an authorization request given as its raw query string.
 #[tracing::instrument(skip_all)]
-pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequest), AuthorizeError> {
+pub async fn validate(
+    state: &AppState,
+    query: &str,
+) -> Result<(Client, AuthRequest), AuthorizeError> {
     if query.len() > 8192 {
-        return Err(AuthorizeError::Page("The authorization request is too long.".into()));
+        return Err(AuthorizeError::Page(
+            "The authorization request is too long.".into(),
+        ));
     }
     let (p, repeated) = parse_query(query);
     let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if matches!(repeated.as_deref(), Some("client_id" | "redirect_uri")) {
-        return Err(AuthorizeError::Page("The request repeats client_id or redirect_uri.".into()));
+        return Err(AuthorizeError::Page(
+            "The request repeats client_id or redirect_uri.".into(),
+        ));
     }
     let Some(client_id) = get("client_id") else {
         return Err(AuthorizeError::Page("The request has no client_id.".into()));
     };
     let Some(client) = client::get(state, client_id).await? else {
-        return Err(AuthorizeError::Page("The application that sent you here is not registered.".into()));
+        return Err(AuthorizeError::Page(
+            "The application that sent you here is not registered.".into(),
+        ));
     };
     let redirect_uri = match get("redirect_uri") {
         Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
@@ -130,17 +147,22 @@ pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequ
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => {
             return Err(AuthorizeError::Page(
-                "The request must name its redirect_uri: this application registered several.".into(),
+                "The request must name its redirect_uri: this application registered several."
+                    .into(),
             ));
         }
     };
     let client_state = get("state");
     let fail = |err: OAuthError| Err(error_redirect(state, &redirect_uri, client_state, &err));
     if let Some(name) = repeated {
-        return fail(OAuthError::invalid_request(format!("parameter {name} is repeated")));
+        return fail(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        )));
     }
     if client_state.is_some_and(|s| s.len() > 2048) {
-        return fail(OAuthError::invalid_request("state is longer than 2048 bytes"));
+        return fail(OAuthError::invalid_request(
+            "state is longer than 2048 bytes",
+        ));
     }
     match get("response_type") {
         Some("code") => {}
@@ -167,7 +189,10 @@ pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequ
         None => allowed.clone(),
     };
     if scope.is_empty() {
-        return fail(OAuthError::new(ErrorCode::InvalidScope, "no scope requested"));
+        return fail(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope requested",
+        ));
     }
     if !scope.is_subset(&allowed) {
         return fail(OAuthError::new(
@@ -178,7 +203,9 @@ pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequ
     let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
         (Some(c), Some("S256")) if pkce::is_valid_s256_challenge(c) => Some(c.to_string()),
         (Some(_), Some("S256")) => {
-            return fail(OAuthError::invalid_request("code_challenge must be 43 base64url characters"));
+            return fail(OAuthError::invalid_request(
+                "code_challenge must be 43 base64url characters",
+            ));
         }
         (Some(_), None | Some("plain")) => {
             return fail(OAuthError::invalid_request(
@@ -186,11 +213,21 @@ pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequ
             ));
         }
         (_, Some(m)) if m != "S256" => {
-            return fail(OAuthError::invalid_request("code_challenge_method must be S256"));
+            return fail(OAuthError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
         }
-        (None, Some(_)) => return fail(OAuthError::invalid_request("code_challenge_method without code_challenge")),
+        (None, Some(_)) => {
+            return fail(OAuthError::invalid_request(
+                "code_challenge_method without code_challenge",
+            ));
+        }
         (None, None) => None,
-        (Some(_), Some(_)) => return fail(OAuthError::invalid_request("code_challenge_method must be S256")),
+        (Some(_), Some(_)) => {
+            return fail(OAuthError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
+        }
     };
     if client.is_public() && code_challenge.is_none() {
         return fail(OAuthError::invalid_request(
@@ -199,12 +236,19 @@ pub async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthRequ
     }
     let nonce = get("nonce");
     if nonce.is_some_and(|n| n.len() > 512) {
-        return fail(OAuthError::invalid_request("nonce is longer than 512 bytes"));
+        return fail(OAuthError::invalid_request(
+            "nonce is longer than 512 bytes",
+        ));
     }
     let prompt = get("prompt");
     if let Some(pr) = prompt {
-        if !pr.split(' ').all(|v| matches!(v, "none" | "login" | "consent" | "select_account")) {
-            return fail(OAuthError::invalid_request("prompt must be none, login, consent or select_account"));
+        if !pr
+            .split(' ')
+            .all(|v| matches!(v, "none" | "login" | "consent" | "select_account"))
+        {
+            return fail(OAuthError::invalid_request(
+                "prompt must be none, login, consent or select_account",
+            ));
         }
     }
     let req = AuthRequest {
@@ -237,8 +281,17 @@ struct Pending {
 
 /// Seals a validated request to the signed-in subject for the consent form.
 pub fn seal_pending(state: &AppState, session: &Session, req: &AuthRequest) -> String {
-    let pending = Pending { id: random_id(), sub: session.sub.clone(), req: req.clone() };
-    session::seal(&state.session_key, "consent", state.now() + PENDING_TTL, &pending)
+    let pending = Pending {
+        id: random_id(),
+        sub: session.sub.clone(),
+        req: req.clone(),
+    };
+    session::seal(
+        &state.session_key,
+        "consent",
+        state.now() + PENDING_TTL,
+        &pending,
+    )
 }
 
 /// What became of a consent decision.
@@ -269,7 +322,11 @@ pub fn code_key(code: &str) -> String {
 }
 
 /// Issues a code for an approved request and returns the redirect that carries it.
-pub async fn issue_code(state: &AppState, session: &Session, req: &AuthRequest) -> Result<String, OAuthError> {
+pub async fn issue_code(
+    state: &AppState,
+    session: &Session,
+    req: &AuthRequest,
+) -> Result<String, OAuthError> {
     let code = random_token();
     let grant = CodeGrant {
         req: req.clone(),
@@ -279,7 +336,11 @@ pub async fn issue_code(state: &AppState, session: &Session, req: &AuthRequest) 
     };
     state
         .store
-        .put_json(&code_key(&code), &grant, Some(Duration::from_secs(state.config.code_ttl)))
+        .put_json(
+            &code_key(&code),
+            &grant,
+            Some(Duration::from_secs(state.config.code_ttl)),
+        )
         .await?;
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = req.state.as_deref() {
@@ -290,7 +351,12 @@ pub async fn issue_code(state: &AppState, session: &Session, req: &AuthRequest) 
 
 /// Applies the user's decision on a sealed pending request.
 #[tracing::instrument(skip_all)]
-pub async fn decide(state: &AppState, session: &Session, sealed: &str, allow: bool) -> Result<Decision, OAuthError> {
+pub async fn decide(
+    state: &AppState,
+    session: &Session,
+    sealed: &str,
+    allow: bool,
+) -> Result<Decision, OAuthError> {
     let now = state.now();
     let Some(pending) = session::open::<Pending>(&state.session_key, "consent", now, sealed) else {
         return Ok(Decision::Refused);
@@ -300,7 +366,11 @@ pub async fn decide(state: &AppState, session: &Session, sealed: &str, allow: bo
     }
     // Single use: the first decision wins; a replayed form is refused.
     let used = format!("consent_used:{}", pending.id);
-    if !state.store.put_new(&used, b"1", Some(Duration::from_secs(PENDING_TTL))).await? {
+    if !state
+        .store
+        .put_new(&used, b"1", Some(Duration::from_secs(PENDING_TTL)))
+        .await?
+    {
         return Ok(Decision::Refused);
     }
     // The client may have been deleted, or its redirect URI removed, meanwhile.
@@ -312,8 +382,14 @@ pub async fn decide(state: &AppState, session: &Session, sealed: &str, allow: bo
     }
     if !allow {
         let err = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-        return Ok(Decision::Redirect(redirect_error(state, &pending.req, &err)));
+        return Ok(Decision::Redirect(redirect_error(
+            state,
+            &pending.req,
+            &err,
+        )));
     }
     tracing::info!(client_id = %pending.req.client_id, "consent granted");
-    Ok(Decision::Redirect(issue_code(state, session, &pending.req).await?))
+    Ok(Decision::Redirect(
+        issue_code(state, session, &pending.req).await?,
+    ))
 }

@@ -124,10 +124,16 @@ fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError 
 /// fragment, no user info, https, or http only on a loopback host.
 pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     let bad = |why: &str| {
-        OAuthError::new(ErrorCode::InvalidRedirectUri, format!("redirect URI {raw:?} {why}"))
+        OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("redirect URI {raw:?} {why}"),
+        )
     };
     if raw.len() > 2000 {
-        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "a redirect URI is longer than 2000 bytes"));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "a redirect URI is longer than 2000 bytes",
+        ));
     }
     let url = Url::parse(raw).map_err(|_| bad("is not an absolute URI"))?;
     if raw.contains('#') {
@@ -142,7 +148,9 @@ pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback_host(&url) => Ok(()),
-        "http" => Err(bad("must use https (http is allowed only on loopback hosts)")),
+        "http" => Err(bad(
+            "must use https (http is allowed only on loopback hosts)",
+        )),
         _ => Err(bad("must use https, or http on a loopback host")),
     }
 }
@@ -157,10 +165,14 @@ pub async fn register(
 ) -> Result<(Client, Option<String>), OAuthError> {
     let client_name = reg.client_name.unwrap_or_default().trim().to_string();
     if client_name.is_empty() || client_name.chars().count() > 200 {
-        return Err(metadata_error("client_name is required, 1 to 200 characters"));
+        return Err(metadata_error(
+            "client_name is required, 1 to 200 characters",
+        ));
     }
     if client_name.chars().any(char::is_control) {
-        return Err(metadata_error("client_name must not contain control characters"));
+        return Err(metadata_error(
+            "client_name must not contain control characters",
+        ));
     }
     let method = match reg.token_endpoint_auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
@@ -168,20 +180,29 @@ pub async fn register(
             metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
         })?,
     };
-    let mut grant_types = reg.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
+    let mut grant_types = reg
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
     grant_types.sort();
     grant_types.dedup();
     if grant_types.is_empty() {
-        return Err(metadata_error("grant_types must name at least one grant type"));
+        return Err(metadata_error(
+            "grant_types must name at least one grant type",
+        ));
     }
-    if let Some(g) = grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+    if let Some(g) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
         return Err(metadata_error(format!(
             "grant type {g:?} is not supported; use authorization_code, refresh_token or client_credentials"
         )));
     }
     let has = |g: &str| grant_types.iter().any(|x| x == g);
     if method == AuthMethod::None && has("client_credentials") {
-        return Err(metadata_error("a public client (token_endpoint_auth_method none) cannot use client_credentials"));
+        return Err(metadata_error(
+            "a public client (token_endpoint_auth_method none) cannot use client_credentials",
+        ));
     }
     if has("refresh_token") && !has("authorization_code") {
         return Err(metadata_error("refresh_token requires authorization_code"));
@@ -205,10 +226,13 @@ pub async fn register(
     let offered = Scope::from_tokens(state.config.scopes.iter().map(|s| s.name.as_str()));
     let scope = match reg.scope.as_deref() {
         None => offered.clone(),
-        Some(raw) => Scope::parse(raw).map_err(|_| metadata_error("scope contains an invalid scope token"))?,
+        Some(raw) => Scope::parse(raw)
+            .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
     };
     if !scope.is_subset(&offered) {
-        return Err(metadata_error(format!("scope may only contain offered scopes: {offered}")));
+        return Err(metadata_error(format!(
+            "scope may only contain offered scopes: {offered}"
+        )));
     }
     let secret = (method != AuthMethod::None).then(random_token);
     let client = Client {
@@ -222,8 +246,14 @@ pub async fn register(
         scope: scope.to_string(),
         created_at: state.now(),
     };
-    state.store.put_json(&client_key(&client.client_id), &client, None).await?;
-    state.store.set_add(&owner_key(&owner.id), &client.client_id).await?;
+    state
+        .store
+        .put_json(&client_key(&client.client_id), &client, None)
+        .await?;
+    state
+        .store
+        .set_add(&owner_key(&owner.id), &client.client_id)
+        .await?;
     tracing::info!(client_id = %client.client_id, "client registered");
     Ok((client, secret))
 }
@@ -233,11 +263,18 @@ pub async fn get(state: &AppState, client_id: &str) -> Result<Option<Client>, OA
     if client_id.is_empty() || client_id.len() > 128 {
         return Ok(None);
     }
-    Ok(state.store.get_json::<Client>(&client_key(client_id)).await?)
+    Ok(state
+        .store
+        .get_json::<Client>(&client_key(client_id))
+        .await?)
 }
 
 /// The owner's client with this id; `not_found` for anyone else's, so ids are not confirmed.
-pub async fn get_owned(state: &AppState, owner: &User, client_id: &str) -> Result<Client, OAuthError> {
+pub async fn get_owned(
+    state: &AppState,
+    owner: &User,
+    client_id: &str,
+) -> Result<Client, OAuthError> {
     get(state, client_id)
         .await?
         .filter(|c| c.owner == owner.id)
@@ -252,7 +289,11 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
             out.push(c);
         }
     }
-    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.client_id.cmp(&b.client_id)));
+    out.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then(a.client_id.cmp(&b.client_id))
+    });
     Ok(out)
 }
 
@@ -261,21 +302,33 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
 pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
     let client = get_owned(state, owner, client_id).await?;
     state.store.delete(&client_key(&client.client_id)).await?;
-    state.store.set_remove(&owner_key(&owner.id), &client.client_id).await?;
+    state
+        .store
+        .set_remove(&owner_key(&owner.id), &client.client_id)
+        .await?;
     tracing::info!("client deleted");
     Ok(())
 }
 
 /// Replaces a confidential client's secret and returns the new one (shown once).
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
-pub async fn rotate_secret(state: &AppState, owner: &User, client_id: &str) -> Result<(Client, String), OAuthError> {
+pub async fn rotate_secret(
+    state: &AppState,
+    owner: &User,
+    client_id: &str,
+) -> Result<(Client, String), OAuthError> {
     let mut client = get_owned(state, owner, client_id).await?;
     if client.is_public() {
-        return Err(OAuthError::invalid_request("a public client has no secret to rotate"));
+        return Err(OAuthError::invalid_request(
+            "a public client has no secret to rotate",
+        ));
     }
     let secret = random_token();
     client.secret_hash = Some(sha256_b64(secret.as_bytes()));
-    state.store.put_json(&client_key(&client.client_id), &client, None).await?;
+    state
+        .store
+        .put_json(&client_key(&client.client_id), &client, None)
+        .await?;
     tracing::info!("client secret rotated");
     Ok((client, secret))
 }
@@ -295,9 +348,14 @@ pub struct ClientCredentials {
 
 /// Authenticates the client of a token-endpoint request: exactly one method, the one the
 /// client registered; secrets compared in constant time.
-pub async fn authenticate(state: &AppState, creds: ClientCredentials) -> Result<Client, OAuthError> {
+pub async fn authenticate(
+    state: &AppState,
+    creds: ClientCredentials,
+) -> Result<Client, OAuthError> {
     if creds.malformed_header {
-        return Err(OAuthError::invalid_client("the Authorization header is not valid HTTP Basic"));
+        return Err(OAuthError::invalid_client(
+            "the Authorization header is not valid HTTP Basic",
+        ));
     }
     let (method, id, secret) = match (creds.basic, creds.form_id, creds.form_secret) {
         (Some(_), _, Some(_)) => {
@@ -306,13 +364,23 @@ pub async fn authenticate(state: &AppState, creds: ClientCredentials) -> Result<
             ));
         }
         (Some((id, _)), Some(form_id), None) if form_id != id => {
-            return Err(OAuthError::invalid_request("client_id in the body differs from the HTTP Basic client id"));
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the HTTP Basic client id",
+            ));
         }
         (Some((id, secret)), _, None) => (AuthMethod::ClientSecretBasic, id, Some(secret)),
         (None, Some(id), Some(secret)) => (AuthMethod::ClientSecretPost, id, Some(secret)),
         (None, Some(id), None) => (AuthMethod::None, id, None),
-        (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret without client_id")),
-        (None, None, None) => return Err(OAuthError::invalid_client("client authentication is required")),
+        (None, None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "client_secret without client_id",
+            ));
+        }
+        (None, None, None) => {
+            return Err(OAuthError::invalid_client(
+                "client authentication is required",
+            ));
+        }
     };
     let client = get(state, &id).await?;
     let presented = sha256_b64(secret.as_deref().unwrap_or_default().as_bytes());

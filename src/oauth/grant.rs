@@ -57,7 +57,11 @@ pub struct Issued {
 
 /// Handles one token request.
 #[tracing::instrument(skip_all, fields(client_id, grant_type = req.grant_type.as_deref().unwrap_or("")))]
-pub async fn token(state: &AppState, creds: ClientCredentials, req: TokenRequest) -> Result<Issued, OAuthError> {
+pub async fn token(
+    state: &AppState,
+    creds: ClientCredentials,
+    req: TokenRequest,
+) -> Result<Issued, OAuthError> {
     let grant_type = req
         .grant_type
         .as_deref()
@@ -82,25 +86,37 @@ pub async fn token(state: &AppState, creds: ClientCredentials, req: TokenRequest
     }
 }
 
-async fn authorization_code(state: &AppState, client: &Client, req: TokenRequest) -> Result<Issued, OAuthError> {
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    req: TokenRequest,
+) -> Result<Issued, OAuthError> {
     let code = req
         .code
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     if code.len() > 256 {
-        return Err(OAuthError::invalid_grant("the authorization code is invalid"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is invalid",
+        ));
     }
     let grant: CodeGrant = state
         .store
         .take_json(&code_key(code))
         .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid, expired or already used"))?;
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
+        })?;
     if grant.exp <= state.now() {
-        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
     }
     if grant.req.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
     }
     match req.redirect_uri.as_deref() {
         Some(uri) if uri == grant.req.redirect_uri => {}
@@ -119,28 +135,46 @@ async fn authorization_code(state: &AppState, client: &Client, req: TokenRequest
     match (&grant.req.code_challenge, req.code_verifier.as_deref()) {
         (Some(challenge), Some(verifier)) => {
             if !pkce::verify_s256(verifier, challenge) {
-                return Err(OAuthError::invalid_grant("the PKCE code_verifier does not match the code_challenge"));
+                return Err(OAuthError::invalid_grant(
+                    "the PKCE code_verifier does not match the code_challenge",
+                ));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_request("code_verifier is required")),
         // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
         (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant("code_verifier sent, but the authorization request had no code_challenge"));
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent, but the authorization request had no code_challenge",
+            ));
         }
         (None, None) => {}
     }
     let scope = Scope::parse(&grant.req.scope)?;
-    issue(state, client, &grant.sub, &scope, Some(grant.auth_time), grant.req.nonce.as_deref())
+    issue(
+        state,
+        client,
+        &grant.sub,
+        &scope,
+        Some(grant.auth_time),
+        grant.req.nonce.as_deref(),
+    )
 }
 
-fn client_credentials(state: &AppState, client: &Client, req: TokenRequest) -> Result<Issued, OAuthError> {
+fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    req: TokenRequest,
+) -> Result<Issued, OAuthError> {
     let allowed = client.allowed_scope();
     let scope = match req.scope.as_deref() {
         Some(raw) => Scope::parse(raw)?,
         None => allowed.clone(),
     };
     if !scope.is_subset(&allowed) {
-        return Err(OAuthError::new(ErrorCode::InvalidScope, format!("this client may request only: {allowed}")));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("this client may request only: {allowed}"),
+        ));
     }
     issue(state, client, &client.client_id, &scope, None, None)
 }
@@ -180,13 +214,16 @@ fn issue(
         jti: random_id(),
         auth_time,
     };
-    let access_token = sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| OAuthError::internal(&e))?;
+    let access_token =
+        sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| OAuthError::internal(&e))?;
     let id_token = match auth_time {
         Some(auth_time) if scope.contains("openid") => {
             // OpenID Connect Core §3.1.3.6: the left half of the hash of the access token,
             // with the hash of the signing algorithm (SHA-512 for Ed25519).
             let digest = match key.meta.alg {
-                crate::config::SigningAlg::EdDSA => ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes()),
+                crate::config::SigningAlg::EdDSA => {
+                    ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes())
+                }
                 _ => ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes()),
             };
             let half = &digest.as_ref()[..digest.as_ref().len() / 2];

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{config::is_scope_token, error::OAuthError, error::ErrorCode};
+use crate::{config::is_scope_token, error::ErrorCode, error::OAuthError};
 
 /// A set of scope tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,12 +12,18 @@ impl Scope {
     /// Parses a space-delimited scope string; any invalid token is `invalid_scope`.
     pub fn parse(raw: &str) -> Result<Self, OAuthError> {
         if raw.len() > 2048 {
-            return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is too long"));
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope is too long",
+            ));
         }
         let mut set = BTreeSet::new();
         for token in raw.split(' ').filter(|t| !t.is_empty()) {
             if !is_scope_token(token) {
-                return Err(OAuthError::new(ErrorCode::InvalidScope, "scope contains an invalid scope token"));
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "scope contains an invalid scope token",
+                ));
             }
             set.insert(token.to_string());
         }

@@ -18,7 +18,11 @@ struct Envelope<T> {
 
 /// Signs `data` for `purpose`, valid until `exp` (Unix seconds).
 pub fn seal<T: Serialize>(key: &hmac::Key, purpose: &str, exp: u64, data: &T) -> String {
-    let env = Envelope { purpose: purpose.to_string(), exp, data };
+    let env = Envelope {
+        purpose: purpose.to_string(),
+        exp,
+        data,
+    };
     let payload = b64(&serde_json::to_vec(&env).unwrap_or_default());
     let tag = hmac::sign(key, payload.as_bytes());
     format!("{payload}.{}", b64(tag.as_ref()))
@@ -26,7 +30,12 @@ pub fn seal<T: Serialize>(key: &hmac::Key, purpose: &str, exp: u64, data: &T) ->
 
 /// Verifies and decodes a value sealed for `purpose`; `None` when forged, altered, expired or
 /// meant for something else.
-pub fn open<T: DeserializeOwned>(key: &hmac::Key, purpose: &str, now: u64, sealed: &str) -> Option<T> {
+pub fn open<T: DeserializeOwned>(
+    key: &hmac::Key,
+    purpose: &str,
+    now: u64,
+    sealed: &str,
+) -> Option<T> {
     if sealed.len() > 8192 {
         return None;
     }
@@ -52,7 +61,10 @@ mod tests {
     #[test]
     fn sealed_values_open_only_unaltered_unexpired_and_for_their_purpose() {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef0123456789abcdef");
-        let s = Session { sub: "u".into(), auth_time: 5 };
+        let s = Session {
+            sub: "u".into(),
+            auth_time: 5,
+        };
         let sealed = seal(&key, "session", 100, &s);
         assert_eq!(open::<Session>(&key, "session", 99, &sealed), Some(s));
         assert_eq!(open::<Session>(&key, "session", 100, &sealed), None);

@@ -51,7 +51,10 @@ pub fn validate_username(username: &str) -> Result<(), OAuthError> {
             "username must be 1 to {MAX_USERNAME_CHARS} characters"
         )));
     }
-    if username.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+    if username
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+    {
         return Err(OAuthError::invalid_request(
             "username must not contain spaces, control characters or ':'",
         ));
@@ -76,7 +79,11 @@ pub fn validate_password(password: &str) -> Result<(), OAuthError> {
 
 /// Registers a user. `conflict` (409) when the username is taken.
 #[tracing::instrument(skip_all)]
-pub async fn register(state: &AppState, username: &str, password: &str) -> Result<User, OAuthError> {
+pub async fn register(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<User, OAuthError> {
     validate_username(username)?;
     validate_password(password)?;
     let password_hash = hash_password(password.to_string())
@@ -88,10 +95,20 @@ pub async fn register(state: &AppState, username: &str, password: &str) -> Resul
         password_hash,
         created_at: state.now(),
     };
-    if !state.store.put_new_json(&user_key(username), &user, None).await? {
-        return Err(OAuthError::new(ErrorCode::Conflict, "that username is taken"));
+    if !state
+        .store
+        .put_new_json(&user_key(username), &user, None)
+        .await?
+    {
+        return Err(OAuthError::new(
+            ErrorCode::Conflict,
+            "that username is taken",
+        ));
     }
-    state.store.put_json(&id_key(&user.id), &user.username, None).await?;
+    state
+        .store
+        .put_json(&id_key(&user.id), &user.username, None)
+        .await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok(user)
 }
@@ -149,8 +166,13 @@ pub enum UserCredentials {
 }
 
 /// Resolves the caller of the management API; 401 with both challenges on failure.
-pub async fn authenticate_caller(state: &AppState, creds: UserCredentials) -> Result<User, OAuthError> {
-    let fail = |why: &'static str| OAuthError::new(ErrorCode::InvalidToken, why).with_challenge(Challenge::BasicOrBearer);
+pub async fn authenticate_caller(
+    state: &AppState,
+    creds: UserCredentials,
+) -> Result<User, OAuthError> {
+    let fail = |why: &'static str| {
+        OAuthError::new(ErrorCode::InvalidToken, why).with_challenge(Challenge::BasicOrBearer)
+    };
     match creds {
         UserCredentials::Basic { username, password } => authenticate(state, &username, &password)
             .await?
@@ -167,12 +189,15 @@ pub async fn authenticate_caller(state: &AppState, creds: UserCredentials) -> Re
                 state.now(),
             )
             .map_err(|e| {
-                OAuthError::new(ErrorCode::InvalidToken, e.to_string()).with_challenge(Challenge::BasicOrBearer)
+                OAuthError::new(ErrorCode::InvalidToken, e.to_string())
+                    .with_challenge(Challenge::BasicOrBearer)
             })?;
             by_id(state, &claims.sub)
                 .await?
                 .ok_or_else(|| fail("the token's subject is not a user"))
         }
-        UserCredentials::Missing => Err(fail("authentication required: HTTP Basic or a Bearer token")),
+        UserCredentials::Missing => Err(fail(
+            "authentication required: HTTP Basic or a Bearer token",
+        )),
     }
 }

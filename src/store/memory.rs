@@ -60,7 +60,10 @@ fn expiry(ttl: Option<Duration>) -> Option<Instant> {
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|m| match live(m, key) {
-            Some(Entry { value: Value::Bytes(b), .. }) => Some(b.clone()),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Some(b.clone()),
             _ => None,
         })
     }
@@ -69,7 +72,10 @@ impl Store for MemoryStore {
         self.with(|m| {
             m.insert(
                 key.to_string(),
-                Entry { value: Value::Bytes(value.to_vec()), expires: expiry(ttl) },
+                Entry {
+                    value: Value::Bytes(value.to_vec()),
+                    expires: expiry(ttl),
+                },
             );
         })
     }
@@ -86,7 +92,10 @@ impl Store for MemoryStore {
             }
             m.insert(
                 key.to_string(),
-                Entry { value: Value::Bytes(value.to_vec()), expires: expiry(ttl) },
+                Entry {
+                    value: Value::Bytes(value.to_vec()),
+                    expires: expiry(ttl),
+                },
             );
             true
         })
@@ -96,7 +105,10 @@ impl Store for MemoryStore {
         self.with(|m| {
             live(m, key)?;
             match m.remove(key) {
-                Some(Entry { value: Value::Bytes(b), .. }) => Some(b),
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => Some(b),
                 Some(other) => {
                     m.insert(key.to_string(), other);
                     None
@@ -118,7 +130,8 @@ impl Store for MemoryStore {
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         self.with(|m| {
-            let matches = matches!(live(m, key), Some(Entry { value: Value::Bytes(b), .. }) if b == expected);
+            let matches =
+                matches!(live(m, key), Some(Entry { value: Value::Bytes(b), .. }) if b == expected);
             if !matches {
                 return false;
             }
@@ -126,7 +139,10 @@ impl Store for MemoryStore {
                 Some(v) => {
                     m.insert(
                         key.to_string(),
-                        Entry { value: Value::Bytes(v.to_vec()), expires: expiry(ttl) },
+                        Entry {
+                            value: Value::Bytes(v.to_vec()),
+                            expires: expiry(ttl),
+                        },
                     );
                 }
                 None => {
@@ -139,10 +155,26 @@ impl Store for MemoryStore {
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
         self.with(|m| {
-            if !matches!(live(m, key), Some(Entry { value: Value::Set(_), .. })) {
-                m.insert(key.to_string(), Entry { value: Value::Set(BTreeSet::new()), expires: None });
+            if !matches!(
+                live(m, key),
+                Some(Entry {
+                    value: Value::Set(_),
+                    ..
+                })
+            ) {
+                m.insert(
+                    key.to_string(),
+                    Entry {
+                        value: Value::Set(BTreeSet::new()),
+                        expires: None,
+                    },
+                );
             }
-            if let Some(Entry { value: Value::Set(s), .. }) = m.get_mut(key) {
+            if let Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) = m.get_mut(key)
+            {
                 s.insert(member.to_string());
             }
         })
@@ -150,7 +182,11 @@ impl Store for MemoryStore {
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         self.with(|m| {
-            if let Some(Entry { value: Value::Set(s), .. }) = live(m, key) {
+            if let Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) = live(m, key)
+            {
                 s.remove(member);
                 if s.is_empty() {
                     m.remove(key);
@@ -161,7 +197,10 @@ impl Store for MemoryStore {
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         self.with(|m| match live(m, key) {
-            Some(Entry { value: Value::Set(s), .. }) => s.iter().cloned().collect(),
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => s.iter().cloned().collect(),
             _ => Vec::new(),
         })
     }

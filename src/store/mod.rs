@@ -50,8 +50,12 @@ pub trait Store: Send + Sync + 'static {
     /// Sets `key`, replacing any value; `ttl` of `None` keeps it until deleted.
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
     /// Sets `key` only when it does not exist; `true` when this call created it.
-    async fn put_new(&self, key: &str, value: &[u8], ttl: Option<Duration>)
-    -> Result<bool, StoreError>;
+    async fn put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
     /// Removes `key` and returns its value, atomically: of any number of concurrent takes of
     /// one key, exactly one gets the value.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

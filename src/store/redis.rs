@@ -150,12 +150,16 @@ impl Store for RedisStore {
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        c.sadd::<_, _, ()>(self.key(key), member).await.map_err(unavailable)
+        c.sadd::<_, _, ()>(self.key(key), member)
+            .await
+            .map_err(unavailable)
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        c.srem::<_, _, ()>(self.key(key), member).await.map_err(unavailable)
+        c.srem::<_, _, ()>(self.key(key), member)
+            .await
+            .map_err(unavailable)
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {

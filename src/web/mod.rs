@@ -40,8 +40,14 @@ pub const CSRF_COOKIE: &str = "hallpass_csrf";
 /// Adds the browser routes, each with the page security headers, to `route`.
 pub fn mount(route: Route) -> Route {
     route
-        .at("/oauth2/authorize", get(authorize_get).post(authorize_post).with(page_headers()))
-        .at("/login", get(login_get).post(login_post).with(page_headers()))
+        .at(
+            "/oauth2/authorize",
+            get(authorize_get).post(authorize_post).with(page_headers()),
+        )
+        .at(
+            "/login",
+            get(login_get).post(login_post).with(page_headers()),
+        )
         .at("/logout", get(logout).post(logout).with(page_headers()))
         .at("/", get(home).with(page_headers()))
 }
@@ -77,10 +83,14 @@ fn server_error_page(err: &OAuthError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = html(
         status,
-        pages::error("Something went wrong", "The server cannot complete this request right now. Please try again in a moment."),
+        pages::error(
+            "Something went wrong",
+            "The server cannot complete this request right now. Please try again in a moment.",
+        ),
     );
     if err.code == ErrorCode::TemporarilyUnavailable {
-        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     resp
 }
@@ -97,14 +107,32 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, same_site: &str, max_age: u64) -> String {
-    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
-    format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}")
+fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    same_site: &str,
+    max_age: u64,
+) -> String {
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    )
 }
 
 /// The signed-in session and its user, if the cookie is valid and the user still exists.
-async fn current_session(state: &AppState, req: &Request) -> Result<Option<(Session, users::User)>, OAuthError> {
-    let Some(raw) = cookie(req, SESSION_COOKIE) else { return Ok(None) };
+async fn current_session(
+    state: &AppState,
+    req: &Request,
+) -> Result<Option<(Session, users::User)>, OAuthError> {
+    let Some(raw) = cookie(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     let Some(s) = session::open::<Session>(&state.session_key, "session", state.now(), &raw) else {
         return Ok(None);
     };
@@ -115,7 +143,10 @@ async fn current_session(state: &AppState, req: &Request) -> Result<Option<(Sess
 /// wrong content type, or with a repeated field.
 async fn read_form(req: &Request, body: Body) -> Option<HashMap<String, String>> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or_default();
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
         return None;
     }
     let bytes = body.into_bytes().await.ok()?;
@@ -124,7 +155,14 @@ async fn read_form(req: &Request, body: Body) -> Option<HashMap<String, String>>
     repeated.is_none().then_some(map)
 }
 
-fn login_page(state: &AppState, status: StatusCode, error: Option<&str>, return_to: &str, username: &str, csrf: Option<String>) -> Response {
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&str>,
+    return_to: &str,
+    username: &str,
+    csrf: Option<String>,
+) -> Response {
     let csrf = csrf.unwrap_or_else(random_token);
     let mut resp = html(status, pages::login(error, &csrf, return_to, username));
     let c = set_cookie(state, CSRF_COOKIE, &csrf, "/login", "Strict", 3600);
@@ -145,11 +183,19 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
     let query = req.uri().query().unwrap_or("");
     let (client, areq) = match authorize::validate(state, query).await {
         Ok(v) => v,
-        Err(AuthorizeError::Page(msg)) => return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", &msg)),
+        Err(AuthorizeError::Page(msg)) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error("Invalid request", &msg),
+            );
+        }
         Err(AuthorizeError::Redirect(url)) => return see_other(&url),
         Err(AuthorizeError::Server(e)) => return server_error_page(&e),
     };
-    let prompt_none = areq.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "none"));
+    let prompt_none = areq
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|v| v == "none"));
     let signed_in = match current_session(state, req).await {
         Ok(s) => s,
         Err(e) => return server_error_page(&e),
@@ -160,41 +206,70 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             return see_other(&authorize::redirect_error(state, &areq, &err));
         }
         let return_to = format!("/oauth2/authorize?{query}");
-        return login_page(state, StatusCode::OK, None, &return_to, "", cookie(req, CSRF_COOKIE));
+        return login_page(
+            state,
+            StatusCode::OK,
+            None,
+            &return_to,
+            "",
+            cookie(req, CSRF_COOKIE),
+        );
     };
     if prompt_none {
-        let err = OAuthError::new(ErrorCode::ConsentRequired, "the user has not approved this application");
+        let err = OAuthError::new(
+            ErrorCode::ConsentRequired,
+            "the user has not approved this application",
+        );
         return see_other(&authorize::redirect_error(state, &areq, &err));
     }
     let scopes: Vec<(String, String)> = areq
         .scope
         .split(' ')
-        .map(|s| (s.to_string(), state.config.scope_description(s).unwrap_or(s).to_string()))
+        .map(|s| {
+            (
+                s.to_string(),
+                state.config.scope_description(s).unwrap_or(s).to_string(),
+            )
+        })
         .collect();
     let host = url::Url::parse(&areq.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     let txn = authorize::seal_pending(state, &session, &areq);
-    html(StatusCode::OK, pages::consent(&client.client_name, &host, &user.username, &scopes, &txn))
+    html(
+        StatusCode::OK,
+        pages::consent(&client.client_name, &host, &user.username, &scopes, &txn),
+    )
 }
 
 #[handler]
 async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
     let Some(form) = read_form(req, body).await else {
-        return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", "The consent form was malformed."));
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::error("Invalid request", "The consent form was malformed."),
+        );
     };
     let allow = match form.get("decision").map(String::as_str) {
         Some("allow") => true,
         Some("deny") => false,
-        _ => return html(StatusCode::BAD_REQUEST, pages::error("Invalid request", "Choose Allow or Deny.")),
+        _ => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error("Invalid request", "Choose Allow or Deny."),
+            );
+        }
     };
     let session = match current_session(state, req).await {
         Ok(Some((s, _))) => s,
         Ok(None) => {
             return html(
                 StatusCode::BAD_REQUEST,
-                pages::error("Session ended", "You are not signed in any more. Start again from the application."),
+                pages::error(
+                    "Session ended",
+                    "You are not signed in any more. Start again from the application.",
+                ),
             );
         }
         Err(e) => return server_error_page(&e),
@@ -217,17 +292,32 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
 async fn login_get(req: &Request, Data(state): Data<&AppState>) -> Response {
     let (params, _) = authorize::parse_query(req.uri().query().unwrap_or(""));
     let return_to = safe_return_to(params.get("return_to").map(String::as_str).unwrap_or("/"));
-    login_page(state, StatusCode::OK, None, return_to, "", cookie(req, CSRF_COOKIE))
+    login_page(
+        state,
+        StatusCode::OK,
+        None,
+        return_to,
+        "",
+        cookie(req, CSRF_COOKIE),
+    )
 }
 
 #[handler]
 async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
     let Some(form) = read_form(req, body).await else {
-        return login_page(state, StatusCode::BAD_REQUEST, Some("The sign-in form was malformed."), "/", "", None);
+        return login_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            Some("The sign-in form was malformed."),
+            "/",
+            "",
+            None,
+        );
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     let return_to = safe_return_to(field("return_to"));
-    let csrf_ok = cookie(req, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c.as_bytes(), field("csrf").as_bytes()));
+    let csrf_ok = cookie(req, CSRF_COOKIE)
+        .is_some_and(|c| !c.is_empty() && ct_eq(c.as_bytes(), field("csrf").as_bytes()));
     if !csrf_ok {
         return login_page(
             state,
@@ -241,7 +331,10 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
     match users::authenticate(state, field("username"), field("password")).await {
         Ok(Some(user)) => {
             let now = state.now();
-            let session = Session { sub: user.id.clone(), auth_time: now };
+            let session = Session {
+                sub: user.id.clone(),
+                auth_time: now,
+            };
             let ttl = state.config.session_ttl;
             let sealed = session::seal(&state.session_key, "session", now + ttl, &session);
             tracing::info!(user_id = %user.id, "user signed in");
@@ -270,7 +363,10 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
 
 #[handler]
 async fn logout(Data(state): Data<&AppState>) -> Response {
-    let mut resp = html(StatusCode::OK, pages::message("Signed out", "You are signed out of Hallpass."));
+    let mut resp = html(
+        StatusCode::OK,
+        pages::message("Signed out", "You are signed out of Hallpass."),
+    );
     if let Ok(v) = set_cookie(state, SESSION_COOKIE, "", "/", "Lax", 0).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -54,10 +54,22 @@ pub fn login(error: Option<&str>, csrf: &str, return_to: &str, username: &str) -
 }
 
 /// The consent page: who asks, for whom, for what.
-pub fn consent(client_name: &str, redirect_host: &str, username: &str, scopes: &[(String, String)], txn: &str) -> String {
+pub fn consent(
+    client_name: &str,
+    redirect_host: &str,
+    username: &str,
+    scopes: &[(String, String)],
+    txn: &str,
+) -> String {
     let items: String = scopes
         .iter()
-        .map(|(name, desc)| format!("<li><strong>{}</strong> <code>{}</code></li>", escape(desc), escape(name)))
+        .map(|(name, desc)| {
+            format!(
+                "<li><strong>{}</strong> <code>{}</code></li>",
+                escape(desc),
+                escape(name)
+            )
+        })
         .collect();
     layout(
         "Allow access?",
@@ -80,12 +92,21 @@ pub fn consent(client_name: &str, redirect_host: &str, username: &str, scopes: &
 
 /// An error page that never redirects.
 pub fn error(title: &str, message: &str) -> String {
-    layout(title, &format!("<p class=\"error\">{}</p>", escape(message)))
+    layout(
+        title,
+        &format!("<p class=\"error\">{}</p>", escape(message)),
+    )
 }
 
 /// A plain message page.
 pub fn message(title: &str, message: &str) -> String {
-    layout(title, &format!("<p>{}</p><p><a href=\"/docs\">API documentation</a></p>", escape(message)))
+    layout(
+        title,
+        &format!(
+            "<p>{}</p><p><a href=\"/docs\">API documentation</a></p>",
+            escape(message)
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -94,7 +115,13 @@ mod tests {
 
     #[test]
     fn every_shown_value_is_escaped() {
-        let page = consent("<script>x</script>", "a\"b", "u&u", &[("s".into(), "<b>".into())], "t'");
+        let page = consent(
+            "<script>x</script>",
+            "a\"b",
+            "u&u",
+            &[("s".into(), "<b>".into())],
+            "t'",
+        );
         assert!(!page.contains("<script>x"));
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(page.contains("a&quot;b"));

@@ -1,1 +1,136 @@
-//! placeholder
+//! Discovery documents and the JWKS.
+
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn authorization_server_metadata_names_every_endpoint_and_capability() {
+    let app = spawn_app().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let resp = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let m: Value = resp.json().await.unwrap();
+        assert_eq!(m["issuer"], app.address);
+        assert_eq!(m["authorization_endpoint"], app.url("/oauth2/authorize"));
+        assert_eq!(m["token_endpoint"], app.url("/oauth2/token"));
+        assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json"));
+        assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(
+            m["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+        let grants = m["grant_types_supported"].as_array().unwrap();
+        assert!(grants.contains(&Value::from("authorization_code")));
+        let methods = m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap();
+        for method in ["client_secret_basic", "client_secret_post", "none"] {
+            assert!(methods.contains(&Value::from(method)), "{method}");
+        }
+        let scopes = m["scopes_supported"].as_array().unwrap();
+        assert!(
+            scopes.contains(&Value::from("beers:read")) && scopes.contains(&Value::from("openid"))
+        );
+        assert_eq!(m["subject_types_supported"], serde_json::json!(["public"]));
+        assert_eq!(
+            m["id_token_signing_alg_values_supported"],
+            serde_json::json!(["ES256"])
+        );
+    }
+}
+
+#[tokio::test]
+async fn jwks_is_cacheable_has_an_etag_and_answers_304_when_unchanged() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cache = resp.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cache.contains("max-age=300"), "{cache}");
+    let etag = resp.headers()[header::ETAG].to_str().unwrap().to_string();
+    let jwks: Value = resp.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["use"], "sig");
+    assert!(key.get("d").is_none(), "no private part is ever published");
+    let kid = app.state.signing_key().unwrap().kid.clone();
+    assert_eq!(key["kid"], kid.as_str());
+
+    let again = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let other = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header(header::IF_NONE_MATCH, "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_probes_answer_and_swagger_ui_and_the_spec_are_served() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let ui = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+    let json: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(json["paths"]["/oauth2/token"]["post"].is_object());
+    let yaml = app
+        .http
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(yaml.contains("operationId: token"));
+}

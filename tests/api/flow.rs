@@ -16,7 +16,9 @@ async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(header.alg, Algorithm::ES256);
     let jwks = app.jwks().await;
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the kid is in the JWKS");
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the kid is in the JWKS");
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_issuer(&[&app.address]);
@@ -32,7 +34,10 @@ async fn confidential_client_gets_a_jwt_that_verifies_against_the_jwks_and_the_c
 
         let redirect = app.approve(&client.owner, &query).await;
 
-        assert!(redirect.starts_with("https://app.example/callback?"), "{redirect}");
+        assert!(
+            redirect.starts_with("https://app.example/callback?"),
+            "{redirect}"
+        );
         let params = query_params(&redirect);
         assert_eq!(params["state"], "xyz-state");
         assert_eq!(params["iss"], app.address);
@@ -47,7 +52,10 @@ async fn confidential_client_gets_a_jwt_that_verifies_against_the_jwks_and_the_c
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 600);
         assert_eq!(body["scope"], "beers:read profile");
-        assert!(body.get("id_token").is_none(), "no openid scope, no ID token");
+        assert!(
+            body.get("id_token").is_none(),
+            "no openid scope, no ID token"
+        );
 
         let claims = verify_with_jwks(&app, body["access_token"].as_str().unwrap()).await;
         assert_eq!(claims["iss"], app.address);
@@ -73,7 +81,14 @@ async fn public_client_with_pkce_gets_a_token_without_a_secret() {
         let client = app.public_client().await;
         let (verifier, challenge) = pkce_pair();
         let code = app
-            .code_for(&client, &[("code_challenge", &challenge), ("code_challenge_method", "S256"), ("scope", "beers:read")])
+            .code_for(
+                &client,
+                &[
+                    ("code_challenge", &challenge),
+                    ("code_challenge_method", "S256"),
+                    ("scope", "beers:read"),
+                ],
+            )
             .await;
 
         let resp = app
@@ -133,22 +148,31 @@ async fn client_secret_post_client_authenticates_in_the_body() {
 async fn openid_scope_adds_an_id_token_with_nonce_and_at_hash() {
     each_store(async |app: TestApp| {
         let client = app.confidential_client().await;
-        let code = app.code_for(&client, &[("scope", "openid"), ("nonce", "n-0S6_WzA2Mj")]).await;
+        let code = app
+            .code_for(&client, &[("scope", "openid"), ("nonce", "n-0S6_WzA2Mj")])
+            .await;
 
         let body: Value = app.redeem(&client, &code).await.json().await.unwrap();
 
         let id_token = body["id_token"].as_str().expect("an ID token");
         let header = decode_header(id_token).unwrap();
         let jwks = app.jwks().await;
-        let key = DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+        let key =
+            DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[&app.address]);
         validation.set_audience(&[&client.client_id]);
         let claims = decode::<Value>(id_token, &key, &validation).unwrap().claims;
         assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
         assert_eq!(claims["sub"], client.owner.id);
-        let digest = ring::digest::digest(&ring::digest::SHA256, body["access_token"].as_str().unwrap().as_bytes());
-        assert_eq!(claims["at_hash"], hallpass::crypto::b64(&digest.as_ref()[..16]));
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            body["access_token"].as_str().unwrap().as_bytes(),
+        );
+        assert_eq!(
+            claims["at_hash"],
+            hallpass::crypto::b64(&digest.as_ref()[..16])
+        );
     })
     .await;
 }
@@ -171,8 +195,16 @@ async fn fifty_concurrent_redemptions_of_one_code_yield_exactly_one_token() {
             statuses.push(t.await.unwrap());
         }
 
-        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-        assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 49, "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 400).count(),
+            49,
+            "{statuses:?}"
+        );
     })
     .await;
 }
@@ -180,8 +212,8 @@ async fn fifty_concurrent_redemptions_of_one_code_yield_exactly_one_token() {
 #[tokio::test]
 async fn the_oauth2_crate_completes_the_code_exchange_with_pkce() {
     use oauth2::{
-        AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
-        TokenResponse, TokenUrl, basic::BasicClient,
+        AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+        RedirectUrl, Scope, TokenResponse, TokenUrl, basic::BasicClient,
     };
     each_store(async |app: TestApp| {
         let c = app.confidential_client().await;

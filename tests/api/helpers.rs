@@ -77,11 +77,18 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> 
 }
 
 /// A fresh app on the given store.
-pub async fn spawn_app_with_store(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with_store(
+    store: Arc<dyn Store>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let clock = Arc::new(MockClock::new());
-    let mut config = Config { bind: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     tweak(&mut config);
-    let (key, _) = SigningKey::generate(config.signing_alg, clock.now() - 10, clock.now() - 10).unwrap();
+    let (key, _) =
+        SigningKey::generate(config.signing_alg, clock.now() - 10, clock.now() - 10).unwrap();
     let keys = KeySet::from_keys(vec![key]);
     let dummy = DummyHash::new().await.unwrap();
     let clock_dyn: Arc<dyn Clock> = clock.clone();
@@ -90,7 +97,14 @@ pub async fn spawn_app_with_store(store: Arc<dyn Store>, tweak: impl FnOnce(&mut
         let issuer = format!("http://127.0.0.1:{port}");
         config.audience = issuer.clone();
         config.issuer = issuer;
-        let state = AppState::new(config, store, keys, clock_dyn, dummy, &hallpass::crypto::random_bytes::<32>());
+        let state = AppState::new(
+            config,
+            store,
+            keys,
+            clock_dyn,
+            dummy,
+            &hallpass::crypto::random_bytes::<32>(),
+        );
         state_out = Some(state.clone());
         state
     })
@@ -138,7 +152,12 @@ pub fn hidden_input(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&#x27;", "'"))
+    Some(
+        html[start..end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'"),
+    )
 }
 
 /// The cookie `name` set by a response, as a `name=value` pair.
@@ -190,7 +209,10 @@ pub async fn assert_oauth_error(resp: reqwest::Response, status: u16, code: &str
     let body: Value = resp.json().await.expect("an error body is JSON");
     assert_eq!(got, status, "status; body {body}");
     assert_eq!(body["error"], code, "error code; body {body}");
-    assert!(body["error_description"].is_string(), "error_description; body {body}");
+    assert!(
+        body["error_description"].is_string(),
+        "error_description; body {body}"
+    );
     assert!(cache.contains("no-store"), "Cache-Control: {cache}");
     if status == 401 {
         assert!(www.is_some(), "a 401 carries WWW-Authenticate");
@@ -206,17 +228,28 @@ impl TestApp {
 
     /// `POST /api/users` with a JSON body.
     pub async fn post_user(&self, body: &Value) -> reqwest::Response {
-        self.http.post(self.url("/api/users")).json(body).send().await.unwrap()
+        self.http
+            .post(self.url("/api/users"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Registers a user with a random name.
     pub async fn user(&self) -> TestUser {
         let username = format!("user-{}", hallpass::crypto::random_id());
         let password = "correct horse battery".to_string();
-        let resp = self.post_user(&json!({"username": username, "password": password})).await;
+        let resp = self
+            .post_user(&json!({"username": username, "password": password}))
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         let body: Value = resp.json().await.unwrap();
-        TestUser { id: body["id"].as_str().unwrap().to_string(), username, password }
+        TestUser {
+            id: body["id"].as_str().unwrap().to_string(),
+            username,
+            password,
+        }
     }
 
     /// `POST /api/clients` as `user` with HTTP Basic.
@@ -239,7 +272,10 @@ impl TestApp {
         TestClient {
             client_id: c["client_id"].as_str().unwrap().to_string(),
             client_secret: c["client_secret"].as_str().map(str::to_string),
-            redirect_uri: c["redirect_uris"][0].as_str().unwrap_or_default().to_string(),
+            redirect_uri: c["redirect_uris"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             owner,
         }
     }
@@ -265,7 +301,9 @@ impl TestApp {
 
     /// `GET /oauth2/authorize?<query>` with an optional cookie.
     pub async fn get_authorize(&self, query: &str, cookie: Option<&str>) -> reqwest::Response {
-        let mut req = self.http.get(self.url(&format!("/oauth2/authorize?{query}")));
+        let mut req = self
+            .http
+            .get(self.url(&format!("/oauth2/authorize?{query}")));
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }
@@ -275,14 +313,20 @@ impl TestApp {
     /// Signs in through the login form and returns the session cookie (`name=value`).
     pub async fn login(&self, user: &TestUser) -> String {
         let page = self.http.get(self.url("/login")).send().await.unwrap();
-        let csrf_cookie = set_cookie(&page, "hallpass_csrf").expect("the login page sets a CSRF cookie");
+        let csrf_cookie =
+            set_cookie(&page, "hallpass_csrf").expect("the login page sets a CSRF cookie");
         let html = page.text().await.unwrap();
         let csrf = hidden_input(&html, "csrf").expect("the login form has a csrf field");
         let resp = self
             .http
             .post(self.url("/login"))
             .header(header::COOKIE, csrf_cookie)
-            .form(&[("username", user.username.as_str()), ("password", user.password.as_str()), ("csrf", &csrf), ("return_to", "/")])
+            .form(&[
+                ("username", user.username.as_str()),
+                ("password", user.password.as_str()),
+                ("csrf", &csrf),
+                ("return_to", "/"),
+            ])
             .send()
             .await
             .unwrap();
@@ -299,7 +343,12 @@ impl TestApp {
     }
 
     /// Posts a consent decision.
-    pub async fn post_consent(&self, session: &str, txn: &str, decision: &str) -> reqwest::Response {
+    pub async fn post_consent(
+        &self,
+        session: &str,
+        txn: &str,
+        decision: &str,
+    ) -> reqwest::Response {
         self.http
             .post(self.url("/oauth2/authorize"))
             .header(header::COOKIE, session)
@@ -335,11 +384,18 @@ impl TestApp {
     pub async fn code_for(&self, client: &TestClient, extra: &[(&str, &str)]) -> String {
         let query = self.authorize_query(client, extra);
         let redirect = self.approve(&client.owner, &query).await;
-        query_params(&redirect).get("code").cloned().expect("the redirect carries a code")
+        query_params(&redirect)
+            .get("code")
+            .cloned()
+            .expect("the redirect carries a code")
     }
 
     /// `POST /oauth2/token` with a form and optional HTTP Basic credentials.
-    pub async fn post_token(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+    pub async fn post_token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
         let mut req = self.http.post(self.url("/oauth2/token")).form(form);
         if let Some((id, secret)) = basic {
             req = req.basic_auth(id, Some(secret));
@@ -350,14 +406,39 @@ impl TestApp {
     /// Redeems `code` for a confidential client with HTTP Basic.
     pub async fn redeem(&self, client: &TestClient, code: &str) -> reqwest::Response {
         self.post_token(
-            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &client.redirect_uri)],
-            Some((&client.client_id, client.client_secret.as_deref().unwrap_or_default())),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &client.redirect_uri),
+            ],
+            Some((
+                &client.client_id,
+                client.client_secret.as_deref().unwrap_or_default(),
+            )),
         )
         .await
     }
 
     /// The JWKS, fetched over HTTP.
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
-        self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
+}
+
+/// Sends raw bytes to `host` (`127.0.0.1:port`) and returns everything the server answers.
+pub async fn raw_http(host: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // The server may answer and close before reading everything; a write error is fine then.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -2,6 +2,7 @@
 //! the memory store and, when `REDIS_URL` is set, again on Redis.
 
 mod authorize;
+mod beer_locker;
 mod discovery;
 mod flow;
 mod helpers;
@@ -10,4 +11,3 @@ mod store;
 mod token_errors;
 mod users_and_clients;
 mod verify;
-mod beer_locker;

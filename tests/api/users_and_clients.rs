@@ -1,1 +1,383 @@
-//! placeholder
+//! The tutorial's user and client APIs: validation, ownership, secrets shown once.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, assert_oauth_error, each_store, spawn_app, spawn_app_on};
+
+#[tokio::test]
+async fn registering_a_user_returns_201_and_a_duplicate_username_409() {
+    each_store(async |app: TestApp| {
+        let body = json!({"username": "alice-registers", "password": "correct horse"});
+        let created = app.post_user(&body).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let user: Value = created.json().await.unwrap();
+        assert_eq!(user["username"], "alice-registers");
+        assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+
+        assert_oauth_error(app.post_user(&body).await, 409, "conflict").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_username_create_exactly_one_user() {
+    each_store(async |app: TestApp| {
+        let app = std::sync::Arc::new(app);
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    app.post_user(&json!({"username": "racer", "password": "correct horse"}))
+                        .await
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            7,
+            "{statuses:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_registrations_get_400_invalid_request() {
+    let app = spawn_app().await;
+    let long = "x".repeat(65);
+    let huge_password = "p".repeat(300);
+    for body in [
+        json!({"username": "bob", "password": ""}),
+        json!({"username": "bob", "password": "short"}),
+        json!({"username": "", "password": "long enough"}),
+        json!({"username": long, "password": "long enough"}),
+        json!({"username": "has space", "password": "long enough"}),
+        json!({"username": "colon:name", "password": "long enough"}),
+        json!({"username": "bob", "password": huge_password}),
+        json!({"username": "bob"}),
+        json!(["not", "an", "object"]),
+    ] {
+        assert_oauth_error(app.post_user(&body).await, 400, "invalid_request").await;
+    }
+    let not_json = app
+        .http
+        .post(app.url("/api/users"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(not_json, 400, "invalid_request").await;
+    let form = app
+        .http
+        .post(app.url("/api/users"))
+        .form(&[("username", "bob")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(form, 415, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn closed_registration_answers_403() {
+    let app = spawn_app_on(Backend::Memory, |c| c.registration_open = false).await;
+    let resp = app
+        .post_user(&json!({"username": "bob", "password": "long enough"}))
+        .await;
+    assert_oauth_error(resp, 403, "access_denied").await;
+}
+
+#[tokio::test]
+async fn users_me_accepts_basic_and_refuses_bad_credentials_with_401() {
+    each_store(async |app: TestApp| {
+        let user = app.user().await;
+        let me = app
+            .http
+            .get(app.url("/api/users/me"))
+            .basic_auth(&user.username, Some(&user.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(me["id"], user.id);
+
+        let wrong = app
+            .http
+            .get(app.url("/api/users/me"))
+            .basic_auth(&user.username, Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let none = app.http.get(app.url("/api/users/me")).send().await.unwrap();
+        let www = none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(www.contains("Basic") && www.contains("Bearer"), "{www}");
+        assert_oauth_error(none, 401, "invalid_token").await;
+        let garbage = app
+            .http
+            .get(app.url("/api/users/me"))
+            .bearer_auth("not.a.jwt")
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(garbage, 401, "invalid_token").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_registration_returns_the_secret_once_and_listing_never_shows_it() {
+    each_store(async |app: TestApp| {
+        let user = app.user().await;
+        let created = app
+            .post_client(&user, &json!({"client_name": "Beer App", "redirect_uris": ["https://app.example/cb"], "scope": "beers:read"}))
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let c: Value = created.json().await.unwrap();
+        assert_eq!(c["token_endpoint_auth_method"], "client_secret_basic");
+        assert_eq!(c["grant_types"], json!(["authorization_code"]));
+        assert_eq!(c["scope"], "beers:read");
+        assert_eq!(c["client_secret"].as_str().unwrap().len(), 43, "256 bits, base64url");
+
+        let list: Value = app
+            .http
+            .get(app.url("/api/clients"))
+            .basic_auth(&user.username, Some(&user.password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["client_id"], c["client_id"]);
+        assert!(list[0].get("client_secret").is_none());
+        let one: Value = app
+            .http
+            .get(app.url(&format!("/api/clients/{}", c["client_id"].as_str().unwrap())))
+            .basic_auth(&user.username, Some(&user.password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(one.get("client_secret").is_none());
+        assert_eq!(one["client_name"], "Beer App");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_public_client_has_no_secret() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let c: Value = app
+        .post_client(&user, &json!({"client_name": "CLI", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["token_endpoint_auth_method"], "none");
+    assert!(c.get("client_secret").is_none());
+}
+
+#[tokio::test]
+async fn invalid_client_metadata_is_refused_with_400() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let cases = [
+        (
+            json!({"client_name": "X", "redirect_uris": ["http://app.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["https://app.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["/relative"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": []}),
+            "invalid_redirect_uri",
+        ),
+        (json!({"client_name": "X"}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": ["https://a.example/cb"], "scope": "admin"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_name": "X", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": "https://a.example/cb"}),
+            "invalid_request",
+        ),
+    ];
+    for (body, code) in cases {
+        let resp = app.post_client(&user, &body).await;
+        assert_oauth_error(resp, 400, code).await;
+    }
+}
+
+#[tokio::test]
+async fn another_user_gets_404_for_every_operation_on_my_client() {
+    each_store(async |app: TestApp| {
+        let mine = app.confidential_client().await;
+        let mallory = app.user().await;
+        let path = format!("/api/clients/{}", mine.client_id);
+        let as_mallory = |req: reqwest::RequestBuilder| {
+            req.basic_auth(&mallory.username, Some(&mallory.password))
+                .send()
+        };
+
+        assert_oauth_error(
+            as_mallory(app.http.get(app.url(&path))).await.unwrap(),
+            404,
+            "not_found",
+        )
+        .await;
+        assert_oauth_error(
+            as_mallory(app.http.delete(app.url(&path))).await.unwrap(),
+            404,
+            "not_found",
+        )
+        .await;
+        let rotate = as_mallory(app.http.post(app.url(&format!("{path}/secret"))))
+            .await
+            .unwrap();
+        assert_oauth_error(rotate, 404, "not_found").await;
+        let list: Value = as_mallory(app.http.get(app.url("/api/clients")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list, json!([]));
+        // Still there for its owner.
+        let own = app
+            .http
+            .get(app.url(&path))
+            .basic_auth(&mine.owner.username, Some(&mine.owner.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_working() {
+    each_store(async |app: TestApp| {
+        let c = app
+            .client_with(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
+            .await;
+        let old = c.client_secret.clone().unwrap();
+        let rotated: Value = app
+            .http
+            .post(app.url(&format!("/api/clients/{}/secret", c.client_id)))
+            .basic_auth(&c.owner.username, Some(&c.owner.password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let new = rotated["client_secret"].as_str().unwrap();
+        assert_ne!(new, old);
+
+        let form = [("grant_type", "client_credentials")];
+        assert_oauth_error(
+            app.post_token(&form, Some((&c.client_id, &old))).await,
+            401,
+            "invalid_client",
+        )
+        .await;
+        assert_eq!(
+            app.post_token(&form, Some((&c.client_id, new)))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_client_removes_it_and_its_authorize_requests_get_the_error_page() {
+    let app = spawn_app().await;
+    let c = app.confidential_client().await;
+    let path = format!("/api/clients/{}", c.client_id);
+    let del = app
+        .http
+        .delete(app.url(&path))
+        .basic_auth(&c.owner.username, Some(&c.owner.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    let again = app
+        .http
+        .delete(app.url(&path))
+        .basic_auth(&c.owner.username, Some(&c.owner.password))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(again, 404, "not_found").await;
+    let resp = app.get_authorize(&app.authorize_query(&c, &[]), None).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn a_client_registers_with_a_bearer_token_too() {
+    let app = spawn_app().await;
+    let c = app.confidential_client().await;
+    let code = app.code_for(&c, &[]).await;
+    let token: Value = app.redeem(&c, &code).await.json().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/clients"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"client_name": "Second", "redirect_uris": ["https://second.example/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}
