@@ -107,6 +107,24 @@ pub struct ConfigArgs {
     /// Prefix of every Redis key, so several deployments can share one Redis.
     #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
     pub redis_prefix: String,
+    /// Seconds resource servers may cache the JWKS (`Cache-Control: max-age`); a rotated key is
+    /// published at least this long before it signs.
+    #[arg(long, env = "HALLPASS_JWKS_MAX_AGE", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age: u64,
+    /// Seconds within which a rotated refresh token presented again returns the same successor
+    /// instead of revoking the family (retries, parallel tabs).
+    #[arg(long, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub refresh_grace: u64,
+    /// Refresh-token idle lifetime in seconds: unused this long, the family expires.
+    #[arg(long, env = "HALLPASS_REFRESH_IDLE_TTL", default_value_t = 1_209_600,
+          value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub refresh_idle_ttl: u64,
+    /// Refresh-token absolute lifetime in seconds, from the first sign-in.
+    #[arg(long, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
+          value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub refresh_absolute_ttl: u64,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
@@ -149,6 +167,14 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Redis key prefix (`HALLPASS_REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// JWKS cache lifetime, seconds (`HALLPASS_JWKS_MAX_AGE`).
+    pub jwks_max_age: u64,
+    /// Refresh-token reuse grace window, seconds (`HALLPASS_REFRESH_GRACE`).
+    pub refresh_grace: u64,
+    /// Refresh-token idle lifetime, seconds (`HALLPASS_REFRESH_IDLE_TTL`).
+    pub refresh_idle_ttl: u64,
+    /// Refresh-token absolute lifetime, seconds (`HALLPASS_REFRESH_ABSOLUTE_TTL`).
+    pub refresh_absolute_ttl: u64,
     /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
 }
@@ -193,6 +219,10 @@ impl Default for Config {
             audience: "http://127.0.0.1:3000".into(),
             redis_url: None,
             redis_prefix: "hallpass:".into(),
+            jwks_max_age: 300,
+            refresh_grace: 30,
+            refresh_idle_ttl: 1_209_600,
+            refresh_absolute_ttl: 2_592_000,
             max_body_bytes: 65_536,
         }
     }
@@ -209,6 +239,11 @@ impl Config {
             ))
         })?;
         let scopes = parse_scopes(&args.scopes)?;
+        if args.refresh_idle_ttl > args.refresh_absolute_ttl {
+            return Err(ConfigError(
+                "HALLPASS_REFRESH_IDLE_TTL must not exceed HALLPASS_REFRESH_ABSOLUTE_TTL".into(),
+            ));
+        }
         let audience = match args.audience {
             Some(a) if a.trim().is_empty() || a.chars().any(char::is_whitespace) => {
                 return Err(ConfigError(
@@ -241,6 +276,10 @@ impl Config {
             audience,
             redis_url: args.redis_url.filter(|u| !u.is_empty()),
             redis_prefix: args.redis_prefix,
+            jwks_max_age: args.jwks_max_age,
+            refresh_grace: args.refresh_grace,
+            refresh_idle_ttl: args.refresh_idle_ttl,
+            refresh_absolute_ttl: args.refresh_absolute_ttl,
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
         })
     }

@@ -6,10 +6,18 @@
 //! costs one signature, not a PKCS#8 parse per token) and verify through `jsonwebtoken` with
 //! the algorithm pinned to the key's own (RFC 8725 §3.1).
 //!
-//! The signing key is derived from the keys' own timestamps, so every instance that shares
-//! the directory agrees on it without a leader: the active key is the one of the configured
-//! algorithm with the latest `not_before` that has passed. Keys whose `not_before` is still
-//! ahead are published in the JWKS but sign nothing yet.
+//! ## Lifecycle: `next → active → retiring → retired`
+//!
+//! Every instance that shares the directory derives each key's state from the keys' own
+//! timestamps and its clock, so they agree without a leader:
+//! - **next**: `not_before` is still ahead. Published in the JWKS, signs nothing.
+//!   `hallpass keys rotate` creates a key whose `not_before` is one JWKS `max-age` plus a margin
+//!   ahead, so every resource server's cached JWKS holds it before it signs anything.
+//! - **active**: the key with the latest `not_before` that has passed. It signs.
+//! - **retiring**: superseded by a newer active key, but tokens it signed may still be alive:
+//!   published until the access-token lifetime (plus leeway) has passed since it was superseded.
+//! - **retired**: not published, never used. `hallpass keys retire <kid>` retires a key at once
+//!   (a compromised key), and `rotate` deletes the files of retired keys.
 
 use std::{
     fs,
@@ -52,9 +60,9 @@ pub enum KeyError {
     },
     /// There is no key to sign with.
     #[error(
-        "no {0} signing key is active in the keys directory; run `hallpass keys generate --signing-alg {0}` or point HALLPASS_KEYS_DIR at the mounted keys"
+        "no signing key is active in the keys directory; run `hallpass keys generate` or point HALLPASS_KEYS_DIR at the mounted keys"
     )]
-    NoActiveKey(&'static str),
+    NoActiveKey,
     /// Signing failed (should not happen with a valid key).
     #[error("signing failed")]
     Sign,
@@ -69,6 +77,9 @@ pub struct KeyMeta {
     pub created_at: u64,
     /// When the key may start signing (Unix seconds).
     pub not_before: u64,
+    /// When the key was retired by hand (Unix seconds), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<u64>,
 }
 
 enum Signer {
@@ -119,6 +130,7 @@ impl SigningKey {
                 alg: SigningAlg::ES256,
                 created_at,
                 not_before,
+                retired_at: None,
             };
             return Ok(Self {
                 kid,
@@ -139,6 +151,7 @@ impl SigningKey {
                 alg: SigningAlg::EdDSA,
                 created_at,
                 not_before,
+                retired_at: None,
             };
             return Ok(Self {
                 kid,
@@ -164,6 +177,7 @@ impl SigningKey {
                 alg: SigningAlg::RS256,
                 created_at,
                 not_before,
+                retired_at: None,
             };
             return Ok(Self {
                 kid,
@@ -299,6 +313,36 @@ fn from_pem(pem: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
+/// Where a key is in its life at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// Signing.
+    Active,
+    /// Published so that tokens it signed keep verifying; no longer signing.
+    Retiring,
+    /// Gone from the JWKS.
+    Retired,
+}
+
+impl KeyState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    /// Whether the JWKS publishes a key in this state.
+    pub fn is_published(self) -> bool {
+        !matches!(self, KeyState::Retired)
+    }
+}
+
 /// All keys of a deployment.
 #[derive(Debug, Default, Clone)]
 pub struct KeySet {
@@ -340,15 +384,20 @@ impl KeySet {
         Ok(Self::from_keys(keys))
     }
 
-    /// Loads `dir`; when it holds no key of `alg`, generates one that signs from `now` and
-    /// writes it there (the development path). Returns the set and whether a key was made.
+    /// Loads `dir`; when no key can sign now, or none is of `alg`, generates a key of `alg`
+    /// that signs from `now` and writes it there (the development path). Returns the set and
+    /// whether a key was made.
     pub fn load_or_generate(
         dir: &Path,
         alg: SigningAlg,
         now: u64,
     ) -> Result<(Self, bool), KeyError> {
         let set = Self::load(dir)?;
-        if set.keys.iter().any(|k| k.meta.alg == alg) {
+        let has_alg = set
+            .keys
+            .iter()
+            .any(|k| k.meta.alg == alg && k.meta.retired_at.is_none());
+        if has_alg && set.active(now).is_ok() {
             return Ok((set, false));
         }
         let (key, der) =
@@ -360,17 +409,54 @@ impl KeySet {
         Ok((Self::load(dir)?, true))
     }
 
-    /// The key that signs at `now`: the configured algorithm's latest `not_before` ≤ `now`.
-    pub fn active(&self, alg: SigningAlg, now: u64) -> Result<&Arc<SigningKey>, KeyError> {
+    fn signing_candidates(&self, now: u64) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.keys
             .iter()
-            .find(|k| k.meta.alg == alg && k.meta.not_before <= now)
-            .ok_or(KeyError::NoActiveKey(alg.as_str()))
+            .filter(move |k| k.meta.not_before <= now && k.meta.retired_at.is_none_or(|r| r > now))
     }
 
-    /// The key with this `kid`.
-    pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
-        self.keys.iter().find(|k| k.kid == kid)
+    /// The key that signs at `now`: the latest `not_before` that has passed, not retired.
+    pub fn active(&self, now: u64) -> Result<&Arc<SigningKey>, KeyError> {
+        self.signing_candidates(now)
+            .next()
+            .ok_or(KeyError::NoActiveKey)
+    }
+
+    /// The state of `key` at `now`, given the longest lifetime of a token it may have signed.
+    pub fn state_of(&self, key: &SigningKey, now: u64, token_lifetime: u64) -> KeyState {
+        if key.meta.retired_at.is_some_and(|r| r <= now) {
+            return KeyState::Retired;
+        }
+        if key.meta.not_before > now {
+            return KeyState::Next;
+        }
+        // Superseded when the first newer key began to sign.
+        let superseded_at = self
+            .signing_candidates(now)
+            .filter(|k| {
+                k.meta.not_before > key.meta.not_before
+                    || (k.meta.not_before == key.meta.not_before && k.kid < key.kid)
+            })
+            .map(|k| k.meta.not_before)
+            .min();
+        match superseded_at {
+            None => KeyState::Active,
+            Some(t) if now < t + token_lifetime + crate::token::LEEWAY => KeyState::Retiring,
+            Some(_) => KeyState::Retired,
+        }
+    }
+
+    /// The key with this `kid`, if it is published at `now`.
+    pub fn find_published(
+        &self,
+        kid: &str,
+        now: u64,
+        token_lifetime: u64,
+    ) -> Option<&Arc<SigningKey>> {
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .filter(|k| self.state_of(k, now, token_lifetime).is_published())
     }
 
     /// Every key, newest `not_before` first.
@@ -378,10 +464,76 @@ impl KeySet {
         &self.keys
     }
 
-    /// The JWKS document (RFC 7517 §5) of every published key.
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": self.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    /// The JWKS document (RFC 7517 §5): every key published at `now`.
+    pub fn jwks(&self, now: u64, token_lifetime: u64) -> Value {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|k| self.state_of(k, now, token_lifetime).is_published())
+            .map(|k| k.jwk.clone())
+            .collect();
+        json!({ "keys": keys })
     }
+}
+
+/// Creates the next key of `alg`, signing from `now + lead`, and deletes the files of keys
+/// retired at `now`. `lead` must be at least the JWKS `max-age`.
+pub fn rotate(
+    dir: &Path,
+    alg: SigningAlg,
+    now: u64,
+    lead: u64,
+    token_lifetime: u64,
+) -> Result<SigningKey, KeyError> {
+    let set = KeySet::load(dir)?;
+    for k in set.all() {
+        if set.state_of(k, now, token_lifetime) == KeyState::Retired {
+            for ext in ["pem", "json"] {
+                let path = dir.join(format!("{}.{ext}", k.kid));
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(KeyError::Io { path, source }),
+                }
+            }
+        }
+    }
+    let (key, der) =
+        SigningKey::generate(alg, now, now + lead).map_err(|reason| KeyError::Invalid {
+            path: dir.into(),
+            reason,
+        })?;
+    key.write(dir, &der)?;
+    Ok(key)
+}
+
+/// Retires the key `kid` at `now`: it leaves the JWKS and never signs again. Refused when no
+/// other key could sign, unless `force`.
+pub fn retire(dir: &Path, kid: &str, now: u64, force: bool) -> Result<(), KeyError> {
+    let set = KeySet::load(dir)?;
+    let key = set
+        .all()
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| KeyError::Invalid {
+            path: dir.join(format!("{kid}.pem")),
+            reason: "no key with this kid".into(),
+        })?;
+    let others_can_sign = set.signing_candidates(now).any(|k| k.kid != kid);
+    if !others_can_sign && !force {
+        return Err(KeyError::Invalid {
+            path: dir.join(format!("{kid}.pem")),
+            reason: "it is the only key that can sign now; run `hallpass keys generate` first, or pass --force".into(),
+        });
+    }
+    let mut meta = key.meta.clone();
+    meta.retired_at = Some(now);
+    let path = dir.join(format!("{kid}.json"));
+    let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| KeyError::Invalid {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_private(&path, &bytes)
 }
 
 fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
@@ -406,8 +558,8 @@ fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
         ),
         Err(_) => None,
     };
-    let (created, not_before) = match &meta {
-        Some(m) => (m.created_at, m.not_before),
+    let (created, not_before, retired_at) = match &meta {
+        Some(m) => (m.created_at, m.not_before, m.retired_at),
         // A mounted key without metadata signs from its file's modification time.
         None => {
             let t = fs::metadata(path)
@@ -415,10 +567,11 @@ fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
-            (t, t)
+            (t, t, None)
         }
     };
-    let key = SigningKey::from_pkcs8(&der, created, not_before).map_err(invalid)?;
+    let mut key = SigningKey::from_pkcs8(&der, created, not_before).map_err(invalid)?;
+    key.meta.retired_at = retired_at;
     if let Some(m) = meta {
         if m.alg != key.meta.alg {
             return Err(invalid(format!(

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hallpass::{
     Application,
-    config::{Config, ConfigArgs, SigningAlg},
+    config::{Config, ConfigArgs},
     keys::{KeySet, SigningKey},
     state::{Clock, SystemClock},
 };
@@ -36,10 +36,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Generate a key that signs from now on (the newest key of the configured algorithm signs).
+    /// Generate a key of the configured algorithm that signs from now on (first key, or an
+    /// emergency replacement). For routine rotation use `rotate`.
     Generate,
-    /// List the keys: kid, algorithm, state.
+    /// List the keys: kid, algorithm, not_before, state (next, active, retiring, retired).
     List,
+    /// Add the next key: published now, signing after one JWKS max-age plus a minute, so every
+    /// resource server has it cached first. Also deletes the files of retired keys.
+    Rotate,
+    /// Retire a key now (for example a compromised one): it leaves the JWKS and never signs.
+    Retire {
+        /// The key's kid.
+        kid: String,
+        /// Retire it even if no other key can sign.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[tokio::main]
@@ -57,6 +69,12 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Keys(KeysCommand::Generate) => keys_generate(&config),
         Command::Keys(KeysCommand::List) => keys_list(&config),
+        Command::Keys(KeysCommand::Rotate) => keys_rotate(&config),
+        Command::Keys(KeysCommand::Retire { kid, force }) => {
+            hallpass::keys::retire(&config.keys_dir, &kid, SystemClock.now(), force)
+                .map(|()| println!("retired {kid}"))
+                .map_err(Into::into)
+        }
         Command::Openapi => openapi(config).await,
     };
     match result {
@@ -90,27 +108,36 @@ fn keys_generate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 fn keys_list(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let keys = KeySet::load(&config.keys_dir)?;
     let now = SystemClock.now();
-    let active: Vec<String> = [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256]
-        .iter()
-        .filter_map(|alg| keys.active(*alg, now).ok().map(|k| k.kid.clone()))
-        .collect();
     println!("kid\talg\tnot_before\tstate");
     for k in keys.all() {
-        let state = if k.meta.not_before > now {
-            "next"
-        } else if active.contains(&k.kid) && k.meta.alg == config.signing_alg {
-            "active"
-        } else {
-            "published"
-        };
+        let state = keys.state_of(k, now, config.access_token_ttl);
         println!(
             "{}\t{}\t{}\t{}",
             k.kid,
             k.meta.alg.as_str(),
             k.meta.not_before,
-            state
+            state.as_str()
         );
     }
+    Ok(())
+}
+
+fn keys_rotate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let now = SystemClock.now();
+    let lead = config.jwks_max_age + hallpass::startup::KEY_RELOAD_SECS + 60;
+    let key = hallpass::keys::rotate(
+        &config.keys_dir,
+        config.signing_alg,
+        now,
+        lead,
+        config.access_token_ttl,
+    )?;
+    println!(
+        "{}\t{}\tsigns from {} (in {lead} s)",
+        key.kid,
+        key.meta.alg.as_str(),
+        key.meta.not_before
+    );
     Ok(())
 }
 

@@ -19,6 +19,9 @@ use crate::{
     web,
 };
 
+/// How often every instance re-reads the keys directory.
+pub const KEY_RELOAD_SECS: u64 = 10;
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -130,6 +133,16 @@ impl Application {
             .await
             .map_err(|e| StartupError::Io(e.to_string()))?;
         let state = AppState::new(config, store, keys, clock, dummy, &secret);
+        let reloader = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(KEY_RELOAD_SECS));
+            loop {
+                tick.tick().await;
+                if let Err(e) = reloader.reload_keys() {
+                    tracing::error!(error = %e, "reloading the keys directory failed; keeping the previous keys");
+                }
+            }
+        });
         Self::bind(state).await
     }
 

@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -69,8 +69,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The store (memory or Redis).
     pub store: Arc<dyn Store>,
-    /// The signing keys.
-    pub keys: Arc<KeySet>,
+    /// The signing keys; replaced as a whole when the keys directory is reloaded.
+    keys: Arc<RwLock<Arc<KeySet>>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The dummy password hash for unknown users.
@@ -100,7 +100,7 @@ impl AppState {
         Self {
             config: Arc::new(config),
             store,
-            keys: Arc::new(keys),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
             clock,
             dummy_hash,
             session_key: Arc::new(ring::hmac::Key::new(
@@ -115,9 +115,50 @@ impl AppState {
         self.clock.now()
     }
 
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the key set.
+    pub fn set_keys(&self, keys: KeySet) {
+        let mut guard = match self.keys.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(keys);
+    }
+
+    /// Reloads the keys directory (every instance does this periodically, so a key added by
+    /// `hallpass keys rotate` is published everywhere without a restart). On error the old
+    /// set stays.
+    pub fn reload_keys(&self) -> Result<(), KeyError> {
+        let keys = KeySet::load(&self.config.keys_dir)?;
+        self.set_keys(keys);
+        Ok(())
+    }
+
     /// The key that signs now.
-    pub fn signing_key(&self) -> Result<&Arc<SigningKey>, KeyError> {
-        self.keys.active(self.config.signing_alg, self.now())
+    pub fn signing_key(&self) -> Result<Arc<SigningKey>, KeyError> {
+        self.keys().active(self.now()).cloned()
+    }
+
+    /// Verifies one of our access tokens now (signature, `typ`, `iss`, `aud`, expiry).
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Result<crate::token::AccessClaims, crate::token::TokenError> {
+        crate::token::verify_access_token(
+            &self.keys(),
+            token,
+            &self.config.issuer,
+            &self.config.audience,
+            self.now(),
+            self.config.access_token_ttl,
+        )
     }
 }
 

@@ -107,6 +107,7 @@ pub fn verify_access_token(
     issuer: &str,
     audience: &str,
     now: u64,
+    token_lifetime: u64,
 ) -> Result<AccessClaims, TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     let typ = header.typ.as_deref().unwrap_or_default();
@@ -116,7 +117,9 @@ pub fn verify_access_token(
         return Err(TokenError::WrongType);
     }
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-    let key = keys.find(kid).ok_or(TokenError::UnknownKey)?;
+    let key = keys
+        .find_published(kid, now, token_lifetime)
+        .ok_or(TokenError::UnknownKey)?;
     let mut validation = Validation::new(key.algorithm());
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
@@ -180,15 +183,28 @@ mod tests {
     fn tokens_of_every_algorithm_verify_and_expire() {
         for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
             let keys = keyset(alg);
-            let key = keys.active(alg, 1).unwrap_or_else(|e| panic!("{e}"));
+            let key = keys.active(1).unwrap_or_else(|e| panic!("{e}"));
             let t = sign(key, ACCESS_TOKEN_TYP, &claims(1000)).unwrap_or_else(|e| panic!("{e}"));
-            let ok =
-                verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1000);
+            let ok = verify_access_token(
+                &keys,
+                &t,
+                "https://as.example",
+                "https://api.example",
+                1000,
+                600,
+            );
             assert_eq!(ok, Ok(claims(1000)));
-            let late =
-                verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1700);
+            let late = verify_access_token(
+                &keys,
+                &t,
+                "https://as.example",
+                "https://api.example",
+                1700,
+                600,
+            );
             assert_eq!(late, Err(TokenError::Expired));
-            let aud = verify_access_token(&keys, &t, "https://as.example", "https://other", 1000);
+            let aud =
+                verify_access_token(&keys, &t, "https://as.example", "https://other", 1000, 600);
             assert_eq!(aud, Err(TokenError::Invalid));
         }
     }
@@ -200,7 +216,14 @@ mod tests {
             .active(SigningAlg::ES256, 1)
             .unwrap_or_else(|e| panic!("{e}"));
         let t = sign(key, "JWT", &claims(1000)).unwrap_or_else(|e| panic!("{e}"));
-        let r = verify_access_token(&keys, &t, "https://as.example", "https://api.example", 1000);
+        let r = verify_access_token(
+            &keys,
+            &t,
+            "https://as.example",
+            "https://api.example",
+            1000,
+            600,
+        );
         assert_eq!(r, Err(TokenError::WrongType));
 
         let header =

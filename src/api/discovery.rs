@@ -5,9 +5,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
 
 use crate::{api::ApiTags, crypto::sha256_b64, state::AppState};
 
-/// Seconds resource servers may cache the JWKS.
-pub const JWKS_MAX_AGE: u64 = 300;
-
 /// Authorization-server metadata (RFC 8414 §2), also served as OpenID Connect discovery.
 #[derive(Object, Debug, Clone)]
 pub struct Metadata {
@@ -19,6 +16,14 @@ pub struct Metadata {
     pub token_endpoint: String,
     /// The JWKS.
     pub jwks_uri: String,
+    /// RFC 7009 revocation endpoint.
+    pub revocation_endpoint: String,
+    /// RFC 7662 introspection endpoint.
+    pub introspection_endpoint: String,
+    /// Client authentication methods at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication methods at the introspection endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// Supported `response_type` values.
     pub response_types_supported: Vec<String>,
     /// Supported `response_mode` values.
@@ -132,9 +137,24 @@ impl DiscoveryApi {
             authorization_endpoint: c.url("/oauth2/authorize"),
             token_endpoint: c.url("/oauth2/token"),
             jwks_uri: c.url("/.well-known/jwks.json"),
+            revocation_endpoint: c.url("/oauth2/revoke"),
+            introspection_endpoint: c.url("/oauth2/introspect"),
+            revocation_endpoint_auth_methods_supported: strs(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            introspection_endpoint_auth_methods_supported: strs(&[
+                "client_secret_basic",
+                "client_secret_post",
+            ]),
             response_types_supported: strs(&["code"]),
             response_modes_supported: strs(&["query"]),
-            grant_types_supported: strs(&["authorization_code", "client_credentials"]),
+            grant_types_supported: strs(&[
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ]),
             token_endpoint_auth_methods_supported: strs(&[
                 "client_secret_basic",
                 "client_secret_post",
@@ -179,7 +199,7 @@ impl DiscoveryApi {
     async fn oauth_metadata(&self) -> MetadataResponse {
         MetadataResponse::Ok(
             Json(self.metadata()),
-            format!("public, max-age={JWKS_MAX_AGE}"),
+            format!("public, max-age={}", self.state.config.jwks_max_age),
         )
     }
 
@@ -195,7 +215,7 @@ impl DiscoveryApi {
     async fn openid_configuration(&self) -> MetadataResponse {
         MetadataResponse::Ok(
             Json(self.metadata()),
-            format!("public, max-age={JWKS_MAX_AGE}"),
+            format!("public, max-age={}", self.state.config.jwks_max_age),
         )
     }
 
@@ -213,9 +233,12 @@ impl DiscoveryApi {
         &self,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> JwksResponse {
-        let doc = self.state.keys.jwks();
+        let doc = self
+            .state
+            .keys()
+            .jwks(self.state.now(), self.state.config.access_token_ttl);
         let etag = format!("\"{}\"", sha256_b64(doc.to_string().as_bytes()));
-        let cache = format!("public, max-age={JWKS_MAX_AGE}");
+        let cache = format!("public, max-age={}", self.state.config.jwks_max_age);
         if if_none_match
             .0
             .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))

@@ -5,7 +5,9 @@
 //! command and the drift test all call it.
 
 pub mod clients;
+pub mod consents;
 pub mod discovery;
+pub mod revocation;
 pub mod security;
 pub mod token;
 pub mod users;
@@ -33,9 +35,11 @@ pub enum ApiTags {
 /// All API operations.
 pub type Apis = (
     token::TokenApi,
+    revocation::RevocationApi,
     discovery::DiscoveryApi,
     users::UsersApi,
     clients::ClientsApi,
+    consents::ConsentsApi,
 );
 
 /// The OpenAPI service of every JSON endpoint.
@@ -43,9 +47,11 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             token::TokenApi { state: state.clone() },
+            revocation::RevocationApi { state: state.clone() },
             discovery::DiscoveryApi { state: state.clone() },
             users::UsersApi { state: state.clone() },
             clients::ClientsApi { state: state.clone() },
+            consents::ConsentsApi { state: state.clone() },
         ),
         "Hallpass",
         env!("CARGO_PKG_VERSION"),

@@ -18,7 +18,7 @@ use crate::{
 /// that a missing one gets an RFC 6749 `invalid_request`, not a parser error.
 #[derive(Object, Deserialize, Debug)]
 pub struct TokenForm {
-    /// `authorization_code` or `client_credentials`.
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
     pub grant_type: Option<String>,
     /// The authorization code (authorization_code grant).
     pub code: Option<String>,
@@ -30,7 +30,7 @@ pub struct TokenForm {
     pub client_id: Option<String>,
     /// The client secret (`client_secret_post`).
     pub client_secret: Option<String>,
-    /// Requested scope (client_credentials).
+    /// Requested scope (client_credentials; a narrower scope on refresh).
     pub scope: Option<String>,
     /// Refresh token (refresh_token grant).
     pub refresh_token: Option<String>,
@@ -85,7 +85,8 @@ pub struct TokenApi {
 impl TokenApi {
     /// Exchange a grant for tokens
     ///
-    /// Grants: `authorization_code` (with PKCE) and `client_credentials`. Clients authenticate
+    /// Grants: `authorization_code` (with PKCE), `refresh_token` (rotated on every use; a
+    /// retry within the grace window gets the same successor) and `client_credentials`. Clients authenticate
     /// with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body
     /// (`client_secret_post`), or, for public clients, with `client_id` alone. Errors follow
     /// RFC 6749 §5.2; `invalid_client` is a 401 with `WWW-Authenticate`.

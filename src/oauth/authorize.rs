@@ -16,7 +16,7 @@ use crate::{
     error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
-        pkce,
+        consent, pkce,
         scope::Scope,
         session::{self, Session},
     },
@@ -294,6 +294,43 @@ pub fn seal_pending(state: &AppState, session: &Session, req: &AuthRequest) -> S
     )
 }
 
+/// What to do with a validated request for a signed-in user.
+#[derive(Debug)]
+pub enum Next {
+    /// Redirect now (remembered consent: the code; `prompt=none` without consent: the error).
+    Redirect(String),
+    /// Show the consent page.
+    AskConsent,
+}
+
+/// Decides whether a signed-in user must see the consent page: not when they already granted
+/// this client every requested scope, unless `prompt=consent`. With `prompt=none`, the answer
+/// is a code or `consent_required`, never a page.
+pub async fn after_login(
+    state: &AppState,
+    session: &Session,
+    req: &AuthRequest,
+) -> Result<Next, OAuthError> {
+    let prompts = |v: &str| {
+        req.prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|x| x == v))
+    };
+    let scope = Scope::parse(&req.scope)?;
+    let granted = consent::covers(state, &session.sub, &req.client_id, &scope).await?;
+    if granted && !prompts("consent") {
+        return Ok(Next::Redirect(issue_code(state, session, req).await?));
+    }
+    if prompts("none") {
+        let err = OAuthError::new(
+            ErrorCode::ConsentRequired,
+            "the user has not approved this application",
+        );
+        return Ok(Next::Redirect(redirect_error(state, req, &err)));
+    }
+    Ok(Next::AskConsent)
+}
+
 /// What became of a consent decision.
 #[derive(Debug)]
 pub enum Decision {
@@ -389,6 +426,8 @@ pub async fn decide(
         )));
     }
     tracing::info!(client_id = %pending.req.client_id, "consent granted");
+    let scope = Scope::parse(&pending.req.scope)?;
+    consent::remember(state, &session.sub, &pending.req.client_id, &scope).await?;
     Ok(Decision::Redirect(
         issue_code(state, session, &pending.req).await?,
     ))

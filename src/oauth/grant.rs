@@ -1,4 +1,4 @@
-//! The token endpoint's grants (RFC 6749 §4.1.3, §4.4; RFC 7636 §4.6; RFC 9068).
+//! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6; RFC 7636 §4.6; RFC 9068).
 //!
 //! [`token`] authenticates the client, dispatches on `grant_type`, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
@@ -13,7 +13,7 @@ use crate::{
     oauth::{
         authorize::{CodeGrant, code_key},
         client::{self, Client, ClientCredentials},
-        pkce,
+        pkce, refresh,
         scope::Scope,
     },
     state::AppState,
@@ -66,10 +66,13 @@ pub async fn token(
         .grant_type
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !matches!(grant_type, "authorization_code" | "client_credentials") {
+    if !matches!(
+        grant_type,
+        "authorization_code" | "client_credentials" | "refresh_token"
+    ) {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or client_credentials",
+            "grant_type must be authorization_code, refresh_token or client_credentials",
         ));
     }
     let client = client::authenticate(state, creds).await?;
@@ -82,6 +85,7 @@ pub async fn token(
     }
     match grant_type {
         "authorization_code" => authorization_code(state, &client, req).await,
+        "refresh_token" => refresh_token(state, &client, req).await,
         _ => client_credentials(state, &client, req),
     }
 }
@@ -150,14 +154,59 @@ async fn authorization_code(
         (None, None) => {}
     }
     let scope = Scope::parse(&grant.req.scope)?;
-    issue(
+    let jti = random_id();
+    let mut issued = issue(
         state,
         client,
         &grant.sub,
         &scope,
         Some(grant.auth_time),
         grant.req.nonce.as_deref(),
-    )
+        &jti,
+    )?;
+    if scope.contains("offline_access") && client.allows_grant("refresh_token") {
+        let exp = state.now() + issued.expires_in;
+        let rt = refresh::start(
+            state,
+            client,
+            &grant.sub,
+            &scope,
+            grant.auth_time,
+            (&jti, exp),
+        )
+        .await?;
+        issued.refresh_token = Some(rt);
+    }
+    Ok(issued)
+}
+
+async fn refresh_token(
+    state: &AppState,
+    client: &Client,
+    req: TokenRequest,
+) -> Result<Issued, OAuthError> {
+    let token = req
+        .refresh_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let jti = random_id();
+    let exp = state.now() + state.config.access_token_ttl;
+    let rotation = refresh::redeem(state, client, token, req.scope.as_deref(), (&jti, exp)).await?;
+    let fam = &rotation.family;
+    let mut issued = issue(
+        state,
+        client,
+        &fam.sub,
+        &rotation.scope,
+        Some(fam.auth_time),
+        None,
+        &jti,
+    )?;
+    // ID tokens come only from the code exchange, where the nonce is.
+    issued.id_token = None;
+    issued.refresh_token = Some(rotation.refresh_token);
+    Ok(issued)
 }
 
 fn client_credentials(
@@ -176,7 +225,15 @@ fn client_credentials(
             format!("this client may request only: {allowed}"),
         ));
     }
-    issue(state, client, &client.client_id, &scope, None, None)
+    issue(
+        state,
+        client,
+        &client.client_id,
+        &scope,
+        None,
+        None,
+        &random_id(),
+    )
 }
 
 #[derive(Serialize)]
@@ -199,10 +256,12 @@ fn issue(
     scope: &Scope,
     auth_time: Option<u64>,
     nonce: Option<&str>,
+    jti: &str,
 ) -> Result<Issued, OAuthError> {
     let now = state.now();
     let ttl = state.config.access_token_ttl;
     let key = state.signing_key().map_err(|e| OAuthError::internal(&e))?;
+    let key = key.as_ref();
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
         sub: sub.to_string(),
@@ -211,7 +270,7 @@ fn issue(
         scope: scope.to_string(),
         iat: now,
         exp: now + ttl,
-        jti: random_id(),
+        jti: jti.to_string(),
         auth_time,
     };
     let access_token =

@@ -6,13 +6,19 @@
 //! - [`grant`]: the token endpoint's grants.
 //! - [`client`]: client registration and client authentication.
 //! - [`users`]: user accounts and caller authentication for the management API.
+//! - [`refresh`]: rotating refresh-token families with reuse detection.
+//! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
+//! - [`consent`]: remembered consent.
 //! - [`session`]: signed browser sessions and pending requests.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
 pub mod client;
+pub mod consent;
 pub mod grant;
 pub mod pkce;
+pub mod refresh;
+pub mod revocation;
 pub mod scope;
 pub mod session;
 pub mod users;

@@ -11,7 +11,6 @@ use crate::{
     error::{Challenge, ErrorCode, OAuthError},
     state::AppState,
     store::StoreJson,
-    token::verify_access_token,
 };
 
 /// Shortest password accepted (NIST SP 800-63B §5.1.1.2).
@@ -181,17 +180,9 @@ pub async fn authenticate_caller(
                     .with_challenge(Challenge::BasicOrBearer)
             }),
         UserCredentials::Bearer(token) => {
-            let claims = verify_access_token(
-                &state.keys,
-                &token,
-                &state.config.issuer,
-                &state.config.audience,
-                state.now(),
-            )
-            .map_err(|e| {
-                OAuthError::new(ErrorCode::InvalidToken, e.to_string())
-                    .with_challenge(Challenge::BasicOrBearer)
-            })?;
+            let claims = crate::oauth::revocation::check_access_token(state, &token)
+                .await
+                .map_err(|e| e.with_challenge(Challenge::BasicOrBearer))?;
             by_id(state, &claims.sub)
                 .await?
                 .ok_or_else(|| fail("the token's subject is not a user"))

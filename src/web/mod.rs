@@ -215,12 +215,10 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             cookie(req, CSRF_COOKIE),
         );
     };
-    if prompt_none {
-        let err = OAuthError::new(
-            ErrorCode::ConsentRequired,
-            "the user has not approved this application",
-        );
-        return see_other(&authorize::redirect_error(state, &areq, &err));
+    match authorize::after_login(state, &session, &areq).await {
+        Ok(authorize::Next::Redirect(url)) => return see_other(&url),
+        Ok(authorize::Next::AskConsent) => {}
+        Err(e) => return server_error_page(&e),
     }
     let scopes: Vec<(String, String)> = areq
         .scope

@@ -372,9 +372,17 @@ impl TestApp {
     }
 
     /// Runs the browser part as `user`: login, consent (allow). Returns the redirect URL.
+    /// When the user already granted every requested scope, there is no consent page and the
+    /// authorize request redirects at once.
     pub async fn approve(&self, user: &TestUser, query: &str) -> String {
         let session = self.login(user).await;
-        let txn = self.consent_txn(query, &session).await;
+        let page = self.get_authorize(query, Some(&session)).await;
+        if page.status() == StatusCode::SEE_OTHER {
+            return location(&page);
+        }
+        assert_eq!(page.status(), StatusCode::OK, "consent page");
+        let txn = hidden_input(&page.text().await.unwrap(), "txn")
+            .expect("the consent page has a txn field");
         let resp = self.post_consent(&session, &txn, "allow").await;
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
         location(&resp)

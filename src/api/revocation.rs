@@ -1,0 +1,157 @@
+//! `POST /oauth2/revoke` (RFC 7009) and `POST /oauth2/introspect` (RFC 7662).
+
+use poem::Request;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Form, payload::Json};
+use serde::Deserialize;
+
+use crate::{
+    api::{
+        ApiTags,
+        security::{ClientAuth, client_credentials},
+    },
+    error::{ApiError, OAuthError},
+    oauth::{client, revocation},
+    state::AppState,
+};
+
+/// A revocation or introspection request (`application/x-www-form-urlencoded`).
+#[derive(Object, Deserialize, Debug)]
+pub struct TokenHintForm {
+    /// The token: an access token or a refresh token.
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    /// The client id (`client_secret_post`, or public clients for revocation).
+    pub client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    pub client_secret: Option<String>,
+}
+
+/// Revocation result.
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// The token is revoked, or was unknown, invalid or not this client's (RFC 7009 §2.2: the
+    /// answer is the same either way).
+    #[oai(status = 200)]
+    Ok,
+}
+
+/// An introspection answer (RFC 7662 §2.2). An inactive token is exactly `{"active": false}`.
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IntrospectionBody {
+    /// Whether the token is active.
+    pub active: bool,
+    /// `access_token` or `refresh_token`.
+    pub token_type: Option<String>,
+    /// Granted scope.
+    pub scope: Option<String>,
+    /// The client it was issued to.
+    pub client_id: Option<String>,
+    /// Subject.
+    pub sub: Option<String>,
+    /// The user's name.
+    pub username: Option<String>,
+    /// Expiry (Unix seconds).
+    pub exp: Option<u64>,
+    /// Issued at (Unix seconds).
+    pub iat: Option<u64>,
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Audience.
+    pub aud: Option<String>,
+    /// Token id.
+    pub jti: Option<String>,
+}
+
+/// Introspection result.
+#[derive(ApiResponse)]
+pub enum Introspected {
+    /// What the token is.
+    #[oai(status = 200)]
+    Ok(Json<IntrospectionBody>),
+}
+
+/// Revocation and introspection.
+pub struct RevocationApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+impl RevocationApi {
+    async fn client_and_token(
+        &self,
+        req: &Request,
+        auth: ClientAuth,
+        f: TokenHintForm,
+    ) -> Result<(client::Client, String), OAuthError> {
+        let header = req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION);
+        let creds = client_credentials(auth, header, f.client_id, f.client_secret);
+        let client = client::authenticate(&self.state, creds).await?;
+        let token = f
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        Ok((client, token))
+    }
+}
+
+#[OpenApi]
+impl RevocationApi {
+    /// Revoke a token
+    ///
+    /// RFC 7009. A refresh token revokes its whole family; an access token is denied until it
+    /// expires. Only the client's own tokens are revoked; the answer is 200 either way.
+    #[oai(
+        path = "/oauth2/revoke",
+        method = "post",
+        operation_id = "revoke",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn revoke(
+        &self,
+        req: &Request,
+        auth: ClientAuth,
+        form: Form<TokenHintForm>,
+    ) -> Result<Revoked, ApiError> {
+        let hint = form.0.token_type_hint.clone();
+        let (client, token) = self.client_and_token(req, auth, form.0).await?;
+        revocation::revoke(&self.state, &client, &token, hint.as_deref()).await?;
+        Ok(Revoked::Ok)
+    }
+
+    /// Introspect a token
+    ///
+    /// RFC 7662, for confidential clients. Active tokens come with their claims; anything
+    /// expired, revoked, tampered with, foreign or malformed is exactly `{"active": false}`.
+    #[oai(
+        path = "/oauth2/introspect",
+        method = "post",
+        operation_id = "introspect",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn introspect(
+        &self,
+        req: &Request,
+        auth: ClientAuth,
+        form: Form<TokenHintForm>,
+    ) -> Result<Introspected, ApiError> {
+        let (client, token) = self.client_and_token(req, auth, form.0).await?;
+        let i = revocation::introspect(&self.state, &client, &token).await?;
+        Ok(Introspected::Ok(Json(IntrospectionBody {
+            active: i.active,
+            token_type: i.token_type.map(str::to_string),
+            scope: i.scope,
+            client_id: i.client_id,
+            sub: i.sub,
+            username: i.username,
+            exp: i.exp,
+            iat: i.iat,
+            iss: i.iss,
+            aud: i.aud,
+            jti: i.jti,
+        })))
+    }
+}

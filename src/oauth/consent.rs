@@ -1,0 +1,99 @@
+//! Remembered consent: a user who already granted a client some scopes is not asked again
+//! for those (OpenID Connect Core §3.1.2.4). One key per (user, client), plus a per-user index.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::OAuthError,
+    oauth::{client, refresh, scope::Scope, users::User},
+    state::AppState,
+    store::StoreJson,
+};
+
+/// A stored grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// The client.
+    pub client_id: String,
+    /// Every scope the user has granted it.
+    pub scope: String,
+    /// When it was last granted (Unix seconds).
+    pub granted_at: u64,
+}
+
+fn key(sub: &str, client_id: &str) -> String {
+    format!("consent:{sub}:{client_id}")
+}
+
+fn index(sub: &str) -> String {
+    format!("consents:{sub}")
+}
+
+/// Whether `sub` already granted `client_id` every scope in `scope`.
+pub async fn covers(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    scope: &Scope,
+) -> Result<bool, OAuthError> {
+    let Some(grant) = state.store.get_json::<Grant>(&key(sub, client_id)).await? else {
+        return Ok(false);
+    };
+    Ok(scope.is_subset(&Scope::parse(&grant.scope)?))
+}
+
+/// Records that `sub` granted `client_id` the scopes in `scope` (added to earlier grants).
+pub async fn remember(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    scope: &Scope,
+) -> Result<(), OAuthError> {
+    let previous = state.store.get_json::<Grant>(&key(sub, client_id)).await?;
+    let mut all: Vec<String> = scope.iter().map(str::to_string).collect();
+    if let Some(p) = previous {
+        all.extend(Scope::parse(&p.scope)?.iter().map(str::to_string));
+    }
+    let merged = Scope::from_tokens(all.iter().map(String::as_str));
+    let grant = Grant {
+        client_id: client_id.to_string(),
+        scope: merged.to_string(),
+        granted_at: state.now(),
+    };
+    state
+        .store
+        .put_json(&key(sub, client_id), &grant, None)
+        .await?;
+    state.store.set_add(&index(sub), client_id).await?;
+    Ok(())
+}
+
+/// The user's grants, with the client's name, for clients that still exist.
+pub async fn list(state: &AppState, user: &User) -> Result<Vec<(Grant, String)>, OAuthError> {
+    let mut out = Vec::new();
+    for client_id in state.store.set_members(&index(&user.id)).await? {
+        let Some(grant) = state
+            .store
+            .get_json::<Grant>(&key(&user.id, &client_id))
+            .await?
+        else {
+            continue;
+        };
+        if let Some(c) = client::get(state, &client_id).await? {
+            out.push((grant, c.client_name));
+        }
+    }
+    Ok(out)
+}
+
+/// Withdraws the user's consent for `client_id` and revokes its refresh-token families.
+#[tracing::instrument(skip_all, fields(client_id = %client_id))]
+pub async fn withdraw(state: &AppState, user: &User, client_id: &str) -> Result<(), OAuthError> {
+    if !state.store.delete(&key(&user.id, client_id)).await? {
+        return Err(OAuthError::not_found("no consent for this client"));
+    }
+    state.store.set_remove(&index(&user.id), client_id).await?;
+    refresh::revoke_all(state, &user.id, client_id).await?;
+    tracing::info!("consent withdrawn");
+    Ok(())
+}

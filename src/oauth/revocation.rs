@@ -1,0 +1,172 @@
+//! Revocation (RFC 7009), introspection (RFC 7662) and the access-token denylist.
+//!
+//! Access tokens are never stored. Revoking one writes its `jti` to a denylist entry whose
+//! TTL is the token's remaining life, so the list never outgrows the tokens alive. Revoking a
+//! refresh token revokes its whole family. Introspection of an access token is signature +
+//! expiry + one denylist read; anything wrong answers exactly `{"active": false}`.
+
+use std::time::Duration;
+
+use crate::{
+    error::{Challenge, ErrorCode, OAuthError},
+    oauth::{client::Client, refresh},
+    state::AppState,
+    token::{AccessClaims, LEEWAY},
+};
+
+fn deny_key(jti: &str) -> String {
+    format!("deny:{jti}")
+}
+
+/// Denies the access token `jti` until it expires.
+pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result<(), OAuthError> {
+    if exp + LEEWAY <= now {
+        return Ok(());
+    }
+    let ttl = Duration::from_secs(exp + LEEWAY - now);
+    state.store.put(&deny_key(jti), b"1", Some(ttl)).await?;
+    Ok(())
+}
+
+/// Whether the access token `jti` was revoked.
+pub async fn is_denied(state: &AppState, jti: &str) -> Result<bool, OAuthError> {
+    Ok(state.store.get(&deny_key(jti)).await?.is_some())
+}
+
+/// Verifies an access token and checks the denylist: `invalid_token` for anything wrong.
+pub async fn check_access_token(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
+    let claims = state.verify_access_token(token).map_err(|e| {
+        OAuthError::new(ErrorCode::InvalidToken, e.to_string()).with_challenge(Challenge::Bearer)
+    })?;
+    if is_denied(state, &claims.jti).await? {
+        return Err(
+            OAuthError::new(ErrorCode::InvalidToken, "the token has been revoked")
+                .with_challenge(Challenge::Bearer),
+        );
+    }
+    Ok(claims)
+}
+
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// RFC 7009 §2.1: revokes `token` if it belongs to `client`. Unknown tokens, other clients'
+/// tokens and garbage all answer the same success, so the endpoint reveals nothing. The hint
+/// only orders the lookups; any value is accepted (§2.1: it may be ignored).
+#[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+pub async fn revoke(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+    _hint: Option<&str>,
+) -> Result<(), OAuthError> {
+    if token.len() > 8192 {
+        return Ok(());
+    }
+    if looks_like_jwt(token) {
+        if let Ok(claims) = state.verify_access_token(token) {
+            if claims.client_id == client.client_id {
+                deny_jti(state, &claims.jti, claims.exp, state.now()).await?;
+                tracing::info!("access token revoked");
+            }
+        }
+        return Ok(());
+    }
+    if let Some((family_id, fam)) = refresh::lookup(state, token).await? {
+        if fam.client_id == client.client_id {
+            refresh::revoke_family(state, &family_id).await?;
+            tracing::info!("refresh token family revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The RFC 7662 §2.2 answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// `access_token` or `refresh_token`.
+    pub token_type: Option<&'static str>,
+    /// Granted scope.
+    pub scope: Option<String>,
+    /// The client it was issued to.
+    pub client_id: Option<String>,
+    /// The subject.
+    pub sub: Option<String>,
+    /// The user's name, for user tokens.
+    pub username: Option<String>,
+    /// Expiry.
+    pub exp: Option<u64>,
+    /// Issued at.
+    pub iat: Option<u64>,
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Audience.
+    pub aud: Option<String>,
+    /// Token id.
+    pub jti: Option<String>,
+}
+
+/// RFC 7662: what `token` is, for an authenticated confidential client. Refresh tokens are
+/// shown only to the client they were issued to.
+#[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+pub async fn introspect(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    if client.is_public() {
+        return Err(OAuthError::invalid_client(
+            "introspection is for confidential clients",
+        ));
+    }
+    if token.len() > 8192 {
+        return Ok(Introspection::default());
+    }
+    if looks_like_jwt(token) {
+        let Ok(claims) = check_access_token(state, token).await else {
+            return Ok(Introspection::default());
+        };
+        let username = crate::oauth::users::by_id(state, &claims.sub)
+            .await?
+            .map(|u| u.username);
+        return Ok(Introspection {
+            active: true,
+            token_type: Some("access_token"),
+            scope: Some(claims.scope),
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            username,
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            jti: Some(claims.jti),
+        });
+    }
+    match refresh::lookup(state, token).await? {
+        Some((_, fam)) if fam.client_id == client.client_id => {
+            let exp = (fam.created_at + state.config.refresh_absolute_ttl)
+                .min(fam.issued_at + state.config.refresh_idle_ttl);
+            let username = crate::oauth::users::by_id(state, &fam.sub)
+                .await?
+                .map(|u| u.username);
+            Ok(Introspection {
+                active: true,
+                token_type: Some("refresh_token"),
+                scope: Some(fam.scope),
+                client_id: Some(fam.client_id),
+                sub: Some(fam.sub),
+                username,
+                exp: Some(exp),
+                iat: Some(fam.issued_at),
+                iss: Some(state.config.issuer.clone()),
+                aud: None,
+                jti: None,
+            })
+        }
+        _ => Ok(Introspection::default()),
+    }
+}
