@@ -26,6 +26,13 @@ pub trait Clock: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// Unix seconds now.
+    pub fn now_secs(self) -> u64 {
+        Clock::now(&self)
+    }
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
         SystemTime::now()

@@ -93,10 +93,13 @@ pub async fn spawn_app_with_store(
     let dummy = DummyHash::new().await.unwrap();
     let clock_dyn: Arc<dyn Clock> = clock.clone();
     let mut state_out = None;
+    let keep_issuer = config.issuer != Config::default().issuer;
     let app = Application::bind_then(config.bind, |port| {
-        let issuer = format!("http://127.0.0.1:{port}");
-        config.audience = issuer.clone();
-        config.issuer = issuer;
+        if !keep_issuer {
+            let issuer = format!("http://127.0.0.1:{port}");
+            config.audience = issuer.clone();
+            config.issuer = issuer;
+        }
         let state = AppState::new(
             config,
             store,
@@ -449,4 +452,82 @@ pub async fn raw_http(host: &str, request: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+impl TestApp {
+    /// A client allowed to use refresh tokens, with its owner.
+    pub async fn refreshing_client(&self) -> TestClient {
+        self.client_with(json!({
+            "client_name": "Offline App",
+            "redirect_uris": ["https://offline.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+        }))
+        .await
+    }
+
+    /// Runs the code flow with `offline_access` and returns the token response.
+    pub async fn tokens_with_refresh(&self, client: &TestClient, scope: &str) -> Value {
+        let code = self.code_for(client, &[("scope", scope)]).await;
+        let resp = self.redeem(client, &code).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// `grant_type=refresh_token` with HTTP Basic.
+    pub async fn refresh(
+        &self,
+        client: &TestClient,
+        token: &str,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.post_token(
+            &form,
+            Some((
+                &client.client_id,
+                client.client_secret.as_deref().unwrap_or_default(),
+            )),
+        )
+        .await
+    }
+
+    /// `POST` to `/oauth2/introspect` or `/oauth2/revoke` with HTTP Basic as `client`.
+    pub async fn post_client_form(
+        &self,
+        path: &str,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .basic_auth(&client.client_id, client.client_secret.as_deref())
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Introspects `token` as `client` and returns the JSON answer.
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
+        let resp = self
+            .post_client_form("/oauth2/introspect", client, &[("token", token)])
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// `GET /api/users/me` with a bearer token; the status.
+    pub async fn me_status(&self, token: &str) -> u16 {
+        self.http
+            .get(self.url("/api/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
 }

@@ -3,10 +3,14 @@
 
 mod authorize;
 mod beer_locker;
+mod consent;
 mod discovery;
 mod flow;
 mod helpers;
+mod key_rotation;
 mod openapi_spec;
+mod refresh;
+mod revoke_introspect;
 mod store;
 mod token_errors;
 mod users_and_clients;

@@ -1,0 +1,146 @@
+//! Remembered consent, `prompt`, and the consent API.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, assert_oauth_error, each_store, location, query_params, spawn_app};
+
+#[tokio::test]
+async fn a_granted_client_is_not_asked_again_for_the_same_or_fewer_scopes() {
+    each_store(async |app: TestApp| {
+        let c = app.confidential_client().await;
+        app.code_for(&c, &[("scope", "beers:read beers:write")])
+            .await;
+        let session = app.login(&c.owner).await;
+
+        for scope in ["beers:read beers:write", "beers:read"] {
+            let resp = app
+                .get_authorize(
+                    &app.authorize_query(&c, &[("scope", scope)]),
+                    Some(&session),
+                )
+                .await;
+            assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{scope}");
+            let p = query_params(&location(&resp));
+            assert!(p.contains_key("code"), "{scope}");
+            assert_eq!(p["state"], "xyz-state");
+        }
+        let wider = app
+            .get_authorize(
+                &app.authorize_query(&c, &[("scope", "beers:read profile")]),
+                Some(&session),
+            )
+            .await;
+        assert_eq!(wider.status(), StatusCode::OK, "a new scope asks again");
+        let forced = app
+            .get_authorize(
+                &app.authorize_query(&c, &[("scope", "beers:read"), ("prompt", "consent")]),
+                Some(&session),
+            )
+            .await;
+        assert_eq!(
+            forced.status(),
+            StatusCode::OK,
+            "prompt=consent forces the page"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn prompt_none_gives_a_code_with_consent_and_consent_required_without() {
+    let app = spawn_app().await;
+    let c = app.confidential_client().await;
+    let session = app.login(&c.owner).await;
+    let q = app.authorize_query(&c, &[("scope", "beers:read"), ("prompt", "none")]);
+
+    let before = app.get_authorize(&q, Some(&session)).await;
+    assert_eq!(before.status(), StatusCode::SEE_OTHER);
+    let p = query_params(&location(&before));
+    assert_eq!(p["error"], "consent_required");
+    assert_eq!(p["iss"], app.address);
+
+    app.code_for(&c, &[("scope", "beers:read")]).await;
+    let after = app.get_authorize(&q, Some(&session)).await;
+    assert!(query_params(&location(&after)).contains_key("code"));
+    let no_session = app.get_authorize(&q, None).await;
+    assert_eq!(
+        query_params(&location(&no_session))["error"],
+        "login_required"
+    );
+}
+
+#[tokio::test]
+async fn consents_are_listed_and_withdrawing_one_asks_again_and_revokes_refresh_tokens() {
+    each_store(async |app: TestApp| {
+        let c = app.refreshing_client().await;
+        let tokens = app
+            .tokens_with_refresh(&c, "offline_access beers:read")
+            .await;
+        let rt = tokens["refresh_token"].as_str().unwrap().to_string();
+        let owner = &c.owner;
+        let list: Value = app
+            .http
+            .get(app.url("/api/consents"))
+            .basic_auth(&owner.username, Some(&owner.password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["client_id"], c.client_id);
+        assert_eq!(list[0]["client_name"], "Offline App");
+        assert_eq!(list[0]["scope"], "beers:read offline_access");
+
+        let del = app
+            .http
+            .delete(app.url(&format!("/api/consents/{}", c.client_id)))
+            .basic_auth(&owner.username, Some(&owner.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+
+        assert_oauth_error(app.refresh(&c, &rt, None).await, 400, "invalid_grant").await;
+        let session = app.login(owner).await;
+        let page = app
+            .get_authorize(
+                &app.authorize_query(&c, &[("scope", "beers:read")]),
+                Some(&session),
+            )
+            .await;
+        assert_eq!(page.status(), StatusCode::OK, "asked again");
+        let again = app
+            .http
+            .delete(app.url(&format!("/api/consents/{}", c.client_id)))
+            .basic_auth(&owner.username, Some(&owner.password))
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(again, 404, "not_found").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn consents_need_authentication_and_are_per_user() {
+    let app = spawn_app().await;
+    let c = app.confidential_client().await;
+    app.code_for(&c, &[]).await;
+    let anon = app.http.get(app.url("/api/consents")).send().await.unwrap();
+    assert_oauth_error(anon, 401, "invalid_token").await;
+    let other = app.user().await;
+    let list: Value = app
+        .http
+        .get(app.url("/api/consents"))
+        .basic_auth(&other.username, Some(&other.password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, serde_json::json!([]));
+}
