@@ -56,17 +56,28 @@ pub enum Registration {
 pub struct ConfigArgs {
     /// Issuer URL: the `iss` of every token and the base of every endpoint URL. https, or http
     /// on a loopback host for development.
-    #[arg(long, env = "HALLPASS_ISSUER", default_value = "http://127.0.0.1:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALLPASS_ISSUER",
+        default_value = "http://127.0.0.1:3000"
+    )]
     pub issuer: String,
     /// Address and port to listen on.
-    #[arg(long, env = "HALLPASS_BIND", default_value = "127.0.0.1:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALLPASS_BIND",
+        default_value = "127.0.0.1:3000"
+    )]
     pub bind: String,
     /// Directory of the signing keys (PKCS#8 PEM). Generated on first start when empty.
-    #[arg(long, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
+    #[arg(long, global = true, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
     pub keys_dir: PathBuf,
     /// Signing algorithm of new access tokens.
     #[arg(
         long,
+        global = true,
         env = "HALLPASS_SIGNING_ALG",
         value_enum,
         ignore_case = true,
@@ -74,20 +85,22 @@ pub struct ConfigArgs {
     )]
     pub signing_alg: SigningAlg,
     /// Access-token lifetime in seconds (60 to 86400).
-    #[arg(long, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
+    #[arg(long, global = true, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub access_token_ttl: u64,
     /// Authorization-code lifetime in seconds (10 to 600; RFC 6749 §4.1.2 recommends at most 600).
-    #[arg(long, env = "HALLPASS_CODE_TTL", default_value_t = 60,
+    #[arg(long, global = true, env = "HALLPASS_CODE_TTL", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(10..=600))]
     pub code_ttl: u64,
     /// Browser-session lifetime in seconds (60 to 2592000).
-    #[arg(long, env = "HALLPASS_SESSION_TTL", default_value_t = 28_800,
+    #[arg(long, global = true, env = "HALLPASS_SESSION_TTL", default_value_t = 28_800,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub session_ttl: u64,
-    /// `open`: anyone may register a user with `POST /api/users`; `closed`: that answers 403.
+    /// `open`: anyone may register a user with `POST /api/users`; `closed`: that answers 403
+    /// and users are created with `hallpass users create`.
     #[arg(
         long,
+        global = true,
         env = "HALLPASS_REGISTRATION",
         value_enum,
         ignore_case = true,
@@ -95,38 +108,43 @@ pub struct ConfigArgs {
     )]
     pub registration: Registration,
     /// Scopes offered, as comma-separated `name=description` pairs.
-    #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
+    #[arg(long, global = true, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
     pub scopes: String,
     /// The `aud` of access tokens: the identifier resource servers check. Defaults to the issuer.
-    #[arg(long, env = "HALLPASS_AUDIENCE")]
+    #[arg(long, global = true, env = "HALLPASS_AUDIENCE")]
     pub audience: Option<String>,
-    /// Redis URL (`redis://`, `redis+unix://`). Unset: the in-memory store, which keeps nothing
+    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build). Unset: the in-memory store, which keeps nothing
     /// across restarts.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
-    #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALLPASS_REDIS_PREFIX",
+        default_value = "hallpass:"
+    )]
     pub redis_prefix: String,
     /// Seconds resource servers may cache the JWKS (`Cache-Control: max-age`); a rotated key is
     /// published at least this long before it signs.
-    #[arg(long, env = "HALLPASS_JWKS_MAX_AGE", default_value_t = 300,
+    #[arg(long, global = true, env = "HALLPASS_JWKS_MAX_AGE", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub jwks_max_age: u64,
     /// Seconds within which a rotated refresh token presented again returns the same successor
     /// instead of revoking the family (retries, parallel tabs).
-    #[arg(long, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
+    #[arg(long, global = true, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_grace: u64,
     /// Refresh-token idle lifetime in seconds: unused this long, the family expires.
-    #[arg(long, env = "HALLPASS_REFRESH_IDLE_TTL", default_value_t = 1_209_600,
+    #[arg(long, global = true, env = "HALLPASS_REFRESH_IDLE_TTL", default_value_t = 1_209_600,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub refresh_idle_ttl: u64,
     /// Refresh-token absolute lifetime in seconds, from the first sign-in.
-    #[arg(long, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
+    #[arg(long, global = true, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub refresh_absolute_ttl: u64,
     /// Largest request body accepted, in bytes; larger bodies get 413.
-    #[arg(long, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
+    #[arg(long, global = true, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
     pub max_body_bytes: u64,
 }
@@ -254,12 +272,17 @@ impl Config {
             None => issuer.clone(),
         };
         if let Some(url) = &args.redis_url {
-            let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+            if url.starts_with("rediss://") {
+                return Err(ConfigError(
+                    "REDIS_URL: rediss:// (TLS) is not supported by this build; use redis:// on a trusted network, or a local TLS tunnel such as stunnel".into(),
+                ));
+            }
+            let ok = ["redis://", "redis+unix://", "unix://"]
                 .iter()
                 .any(|p| url.starts_with(p));
             if !ok {
                 return Err(ConfigError(
-                    "REDIS_URL / --redis-url must start with redis://, rediss:// or redis+unix:// (or be unset for the memory store)".into(),
+                    "REDIS_URL / --redis-url must start with redis:// or redis+unix:// (or be unset for the memory store)".into(),
                 ));
             }
         }

@@ -128,6 +128,8 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     status: u16,
     challenge: Option<Challenge>,
+    /// The request carried no credentials: RFC 6750 §3.1 says the challenge then names no error.
+    credentials_missing: bool,
 }
 
 /// The fixed description of every `server_error`.
@@ -151,6 +153,7 @@ impl OAuthError {
             description: description.into(),
             status,
             challenge,
+            credentials_missing: false,
         }
     }
 
@@ -212,6 +215,13 @@ impl OAuthError {
         self
     }
 
+    /// Marks the error as "no credentials were sent" (RFC 6750 §3.1: no error attribute in
+    /// the Bearer challenge).
+    pub fn credentials_missing(mut self) -> Self {
+        self.credentials_missing = true;
+        self
+    }
+
     /// The HTTP status this error maps to.
     pub fn status(&self) -> u16 {
         self.status
@@ -222,12 +232,17 @@ impl OAuthError {
         if self.status != 401 {
             return None;
         }
+        // RFC 6750 §3.1: only token errors carry an error attribute, and none when the
+        // request had no credentials at all.
         let bearer = || {
-            format!(
-                "Bearer realm=\"hallpass\", error=\"{}\", error_description=\"{}\"",
-                self.code.as_str(),
-                self.description.replace(['"', '\\'], "'")
-            )
+            if self.code == ErrorCode::InvalidToken && !self.credentials_missing {
+                format!(
+                    "Bearer realm=\"hallpass\", error=\"invalid_token\", error_description=\"{}\"",
+                    self.description.replace(['"', '\\'], "'")
+                )
+            } else {
+                "Bearer realm=\"hallpass\"".to_string()
+            }
         };
         Some(match self.challenge.unwrap_or(Challenge::Basic) {
             Challenge::Basic => "Basic realm=\"hallpass\", charset=\"UTF-8\"".to_string(),
@@ -357,7 +372,8 @@ pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> OAuthError {
             "authentication required: send HTTP Basic credentials or a Bearer token",
         )
         .with_status(401)
-        .with_challenge(challenge);
+        .with_challenge(challenge)
+        .credentials_missing();
     }
     if err.is::<ContentTypeError>() {
         return OAuthError::invalid_request("unsupported content type for this operation")

@@ -32,6 +32,19 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI spec (YAML) to stdout.
     Openapi,
+    /// Manage users directly in the store (for closed registration).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user. The password is read from HALLPASS_NEW_USER_PASSWORD, or else from the
+    /// first line of standard input.
+    Create {
+        /// The username.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +89,7 @@ async fn main() -> ExitCode {
                 .map_err(Into::into)
         }
         Command::Openapi => openapi(config).await,
+        Command::Users(UsersCommand::Create { username }) => users_create(config, &username).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,6 +152,32 @@ fn keys_rotate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         key.meta.alg.as_str(),
         key.meta.not_before
     );
+    Ok(())
+}
+
+async fn users_create(config: Config, username: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if config.redis_url.is_none() {
+        return Err("users create needs REDIS_URL: the memory store would forget the user when this command exits".into());
+    }
+    let password = match std::env::var("HALLPASS_NEW_USER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let store = hallpass::startup::build_store(&config)?;
+    let state = hallpass::state::AppState::new(
+        config,
+        store,
+        KeySet::default(),
+        std::sync::Arc::new(SystemClock),
+        hallpass::crypto::DummyHash::new().await?,
+        &hallpass::crypto::random_bytes::<32>(),
+    );
+    let user = hallpass::oauth::users::register(&state, username, &password).await?;
+    println!("{}\t{}", user.id, user.username);
     Ok(())
 }
 

@@ -103,6 +103,19 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
+/// The store `config` names: Redis when `REDIS_URL` is set, else memory (with a warning).
+pub fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(RedisStore::new(url, &config.redis_prefix)?),
+        None => {
+            tracing::warn!(
+                "using the IN-MEMORY store: users, clients and codes are lost on restart and not shared between instances; set REDIS_URL for production"
+            );
+            Arc::new(MemoryStore::new())
+        }
+    })
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
@@ -114,15 +127,7 @@ impl Application {
     /// Builds the state from `config` (store, keys, session secret) and binds.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store: Arc<dyn Store> = match &config.redis_url {
-            Some(url) => Arc::new(RedisStore::new(url, &config.redis_prefix)?),
-            None => {
-                tracing::warn!(
-                    "using the IN-MEMORY store: users, clients and codes are lost on restart and not shared between instances; set REDIS_URL for production"
-                );
-                Arc::new(MemoryStore::new())
-            }
-        };
+        let store = build_store(&config)?;
         let (keys, generated) =
             KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
         if generated {

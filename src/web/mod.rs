@@ -48,7 +48,10 @@ pub fn mount(route: Route) -> Route {
             "/login",
             get(login_get).post(login_post).with(page_headers()),
         )
-        .at("/logout", get(logout).post(logout).with(page_headers()))
+        .at(
+            "/logout",
+            get(logout_page).post(logout).with(page_headers()),
+        )
         .at("/", get(home).with(page_headers()))
 }
 
@@ -359,8 +362,38 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
     }
 }
 
+/// A GET only offers the button: signing out changes state, so it takes a POST.
 #[handler]
-async fn logout(Data(state): Data<&AppState>) -> Response {
+async fn logout_page() -> Response {
+    html(StatusCode::OK, pages::logout())
+}
+
+/// Whether a browser POST comes from our own pages: `Sec-Fetch-Site` when the browser sends it,
+/// else an `Origin` equal to the issuer's. Requests without either (non-browser clients)
+/// pass, since they cannot carry another site's intent.
+fn same_origin(state: &AppState, req: &Request) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match req.header(header::ORIGIN) {
+        Some(origin) => {
+            state.config.issuer.starts_with(origin) && {
+                let rest = &state.config.issuer[origin.len()..];
+                rest.is_empty() || rest.starts_with('/')
+            }
+        }
+        None => true,
+    }
+}
+
+#[handler]
+async fn logout(req: &Request, Data(state): Data<&AppState>) -> Response {
+    if !same_origin(state, req) {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::error("Not signed out", "Sign out from the Hallpass page itself."),
+        );
+    }
     let mut resp = html(
         StatusCode::OK,
         pages::message("Signed out", "You are signed out of Hallpass."),

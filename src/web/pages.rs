@@ -90,6 +90,14 @@ pub fn consent(
     )
 }
 
+/// The sign-out confirmation.
+pub fn logout() -> String {
+    layout(
+        "Sign out",
+        r#"<form method="post" action="/logout"><button type="submit">Sign out of Hallpass</button></form>"#,
+    )
+}
+
 /// An error page that never redirects.
 pub fn error(title: &str, message: &str) -> String {
     layout(

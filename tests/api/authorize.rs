@@ -511,3 +511,48 @@ async fn a_redirect_uri_with_a_query_keeps_it_and_adds_the_code() {
     assert_eq!(p["tenant"], "7");
     assert!(p.contains_key("code"));
 }
+
+#[tokio::test]
+async fn logout_needs_a_same_origin_post_and_then_clears_the_session() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let session = app.login(&user).await;
+
+    let get = app
+        .http
+        .get(app.url("/logout"))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert!(
+        set_cookie(&get, "hallpass_session").is_none(),
+        "a GET signs nobody out"
+    );
+    let foreign = app
+        .http
+        .post(app.url("/logout"))
+        .header(header::COOKIE, &session)
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&foreign, "hallpass_session").is_none());
+
+    let own = app
+        .http
+        .post(app.url("/logout"))
+        .header(header::COOKIE, &session)
+        .header(header::ORIGIN, &app.address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    let line = set_cookie_line(&own, "hallpass_session").unwrap();
+    assert!(
+        line.starts_with("hallpass_session=;") && line.contains("Max-Age=0"),
+        "{line}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod beer_locker;
+mod cli;
 mod consent;
 mod discovery;
 mod flow;

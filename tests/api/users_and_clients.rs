@@ -122,12 +122,27 @@ async fn users_me_accepts_basic_and_refuses_bad_credentials_with_401() {
             .await
             .unwrap();
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let www = wrong.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            !www.contains("error=\"invalid_client\""),
+            "RFC 6750 has no such Bearer error: {www}"
+        );
         let none = app.http.get(app.url("/api/users/me")).send().await.unwrap();
         let www = none.headers()["www-authenticate"]
             .to_str()
             .unwrap()
             .to_string();
-        assert!(www.contains("Basic") && www.contains("Bearer"), "{www}");
+        assert!(
+            www.contains("Basic") && www.contains("Bearer realm=\"hallpass\""),
+            "{www}"
+        );
+        assert!(
+            !www.contains("error="),
+            "no credentials, no error attribute (RFC 6750 §3.1): {www}"
+        );
         assert_oauth_error(none, 401, "invalid_token").await;
         let garbage = app
             .http
@@ -136,6 +151,11 @@ async fn users_me_accepts_basic_and_refuses_bad_credentials_with_401() {
             .send()
             .await
             .unwrap();
+        let www = garbage.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(www.contains("error=\"invalid_token\""), "{www}");
         assert_oauth_error(garbage, 401, "invalid_token").await;
     })
     .await;
