@@ -5,7 +5,9 @@
 //! code is taken from the store atomically, so of any number of concurrent redemptions
 //! exactly one succeeds.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::{b64, random_id},
@@ -13,12 +15,12 @@ use crate::{
     oauth::{
         authorize::{CodeGrant, code_key},
         client::{self, Client, ClientCredentials},
-        pkce, refresh,
+        pkce, refresh, revocation,
         scope::Scope,
     },
     state::AppState,
     store::StoreJson,
-    token::{ACCESS_TOKEN_TYP, AccessClaims, sign},
+    token::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY, sign},
 };
 
 /// The token request's parameters, as sent (all optional; checked here).
@@ -105,13 +107,13 @@ async fn authorization_code(
             "the authorization code is invalid",
         ));
     }
-    let grant: CodeGrant = state
-        .store
-        .take_json(&code_key(code))
-        .await?
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
-        })?;
+    let key = code_key(code);
+    let Some(grant) = state.store.take_json::<CodeGrant>(&key).await? else {
+        revoke_if_replayed(state, &key).await?;
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    };
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -164,9 +166,14 @@ async fn authorization_code(
         grant.req.nonce.as_deref(),
         &jti,
     )?;
+    let exp = state.now() + issued.expires_in;
+    let mut redeemed = Redeemed {
+        jti: jti.clone(),
+        exp,
+        family: None,
+    };
     if scope.contains("offline_access") && client.allows_grant("refresh_token") {
-        let exp = state.now() + issued.expires_in;
-        let rt = refresh::start(
+        let (family, rt) = refresh::start(
             state,
             client,
             &grant.sub,
@@ -175,9 +182,41 @@ async fn authorization_code(
             (&jti, exp),
         )
         .await?;
+        redeemed.family = Some(family);
         issued.refresh_token = Some(rt);
     }
+    // Remember what this code bought, so a replay can revoke it (RFC 6749 §4.1.2).
+    let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
+    state
+        .store
+        .put_json(&format!("used:{key}"), &redeemed, Some(ttl))
+        .await?;
     Ok(issued)
+}
+
+/// What a redeemed code produced.
+#[derive(Serialize, Deserialize)]
+struct Redeemed {
+    jti: String,
+    exp: u64,
+    family: Option<String>,
+}
+
+/// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its
+/// first use are revoked.
+async fn revoke_if_replayed(state: &AppState, key: &str) -> Result<(), OAuthError> {
+    if let Some(r) = state
+        .store
+        .take_json::<Redeemed>(&format!("used:{key}"))
+        .await?
+    {
+        tracing::warn!("authorization code replayed; revoking the tokens it was exchanged for");
+        revocation::deny_jti(state, &r.jti, r.exp, state.now()).await?;
+        if let Some(family) = r.family {
+            refresh::revoke_family(state, &family).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn refresh_token(

@@ -99,7 +99,7 @@ fn remember_access(fam: &mut Family, jti: &str, exp: u64, now: u64) {
     }
 }
 
-/// Starts a family for a fresh sign-in; returns the first refresh token.
+/// Starts a family for a fresh sign-in; returns its id and the first refresh token.
 pub async fn start(
     state: &AppState,
     client: &Client,
@@ -107,7 +107,7 @@ pub async fn start(
     scope: &Scope,
     auth_time: u64,
     first_access: (&str, u64),
-) -> Result<String, OAuthError> {
+) -> Result<(String, String), OAuthError> {
     let now = state.now();
     let family_id = random_id();
     let secret = random_token();
@@ -134,7 +134,8 @@ pub async fn start(
         .store
         .set_add(&index_key(sub, &client.client_id), &family_id)
         .await?;
-    Ok(format!("{family_id}.{secret}"))
+    let token = format!("{family_id}.{secret}");
+    Ok((family_id, token))
 }
 
 /// What a refresh decided, before the access token is signed.

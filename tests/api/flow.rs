@@ -69,8 +69,15 @@ async fn confidential_client_gets_a_jwt_that_verifies_against_the_jwks_and_the_c
         assert_eq!(claims["auth_time"], now);
         assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
 
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(app.me_status(access).await, 200);
         let again = app.redeem(&client, code).await;
         assert_oauth_error(again, 400, "invalid_grant").await;
+        assert_eq!(
+            app.me_status(access).await,
+            401,
+            "a replayed code revokes what it bought"
+        );
     })
     .await;
 }
@@ -270,6 +277,21 @@ async fn a_bearer_token_from_the_flow_identifies_the_user_at_api_users_me() {
         let me: Value = me.json().await.unwrap();
         assert_eq!(me["username"], client.owner.username);
         assert!(me.get("password_hash").is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replayed_code_also_revokes_the_refresh_token_it_bought() {
+    each_store(async |app: TestApp| {
+        let c = app.refreshing_client().await;
+        let code = app.code_for(&c, &[("scope", "offline_access")]).await;
+        let body: Value = app.redeem(&c, &code).await.json().await.unwrap();
+        let rt = body["refresh_token"].as_str().unwrap();
+
+        assert_oauth_error(app.redeem(&c, &code).await, 400, "invalid_grant").await;
+
+        assert_oauth_error(app.refresh(&c, rt, None).await, 400, "invalid_grant").await;
     })
     .await;
 }
