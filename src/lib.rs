@@ -21,6 +21,10 @@
 //! - [`token`]: access-token claims, signing and strict verification.
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
+//! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
+//!   security scheme).
+//! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
+//!   binary).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

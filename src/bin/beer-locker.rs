@@ -1,3 +1,86 @@
-//! The beer locker: the tutorial's protected API as a separate resource server (placeholder).
+//! The `beer-locker` binary: the tutorial's beer API as a separate resource server that
+//! trusts only the JWKS of its Hallpass issuer. See [`hallpass::beer_locker`].
+//!
+//! Once bound it prints one line to stdout, `listening on <address>:<port>`, so a supervisor
+//! or a test that passed `--bind 127.0.0.1:0` learns the port. Logs go to stderr.
 
-fn main() {}
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{io::Write, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+use hallpass::{
+    beer_locker::{BeerLockerArgs, BeerLockerConfig, BeerLockerServer},
+    state::SystemClock,
+};
+
+/// Start-up attempts to fetch the issuer's keys (about a minute in all).
+const PREFETCH_ATTEMPTS: u32 = 15;
+
+/// Beer Locker: the tutorial's protected beer API, verifying Hallpass access tokens offline.
+#[derive(Parser)]
+#[command(name = "beer-locker", version, about)]
+struct Cli {
+    #[command(flatten)]
+    args: BeerLockerArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    hallpass::telemetry::init();
+    let cli = Cli::parse();
+    let config = match BeerLockerConfig::from_args(cli.args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: BeerLockerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let store = config.open_store()?;
+    if config.redis_url.is_none() {
+        tracing::warn!(
+            "using the IN-MEMORY store: beers are lost on restart and not shared between instances; set REDIS_URL to keep them"
+        );
+    }
+    let server = BeerLockerServer::bind(&config, store, Arc::new(SystemClock)).await?;
+    let resource = server.locker().resource.clone();
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.local_addr())?;
+        out.flush()?;
+    }
+    tracing::info!(%resource, issuer = %config.issuer, audience = %config.audience, "beer locker listening");
+
+    // Fetch the issuer's keys now, so a misconfiguration shows in the log at once and the
+    // first request does not wait. Hallpass may still be starting (both are often launched
+    // together), so retry for a while; requests fetch the keys themselves in any case.
+    let verifier = server.locker().verifier.clone();
+    tokio::spawn(async move {
+        for attempt in 0..PREFETCH_ATTEMPTS {
+            if verifier.prefetch().await.is_ok() {
+                tracing::info!(issuer = %verifier.issuer(), "fetched the issuer's signing keys");
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1 + u64::from(attempt.min(4)))).await;
+        }
+        tracing::warn!(issuer = %verifier.issuer(), "the issuer's signing keys could not be fetched at start; check BEER_LOCKER_ISSUER");
+    });
+
+    server
+        .run_with_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
