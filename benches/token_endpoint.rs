@@ -20,7 +20,7 @@ use std::{
 use hallpass::{
     Application,
     config::Config,
-    crypto::DummyHash,
+    crypto::Passwords,
     keys::{KeySet, SigningKey},
     oauth::{client, users},
     state::{AppState, Clock, SystemClock},
@@ -65,7 +65,7 @@ fn main() {
             store,
             KeySet::from_keys(vec![key]),
             Arc::new(SystemClock),
-            DummyHash::new().await.unwrap(),
+            Passwords::new().await.unwrap(),
             &hallpass::crypto::random_bytes::<32>(),
         );
         let user = users::register(&state, "bench", "bench password")

@@ -15,7 +15,8 @@ pub const DEFAULT_SCOPES: &str = "openid=Sign you in with your Hallpass account,
 profile=See your username,\
 offline_access=Stay signed in to the application,\
 beers:read=See the beers in your beer locker,\
-beers:write=Add beers to your beer locker and change or remove them";
+beers:write=Add beers to your beer locker and change or remove them,\
+hallpass:manage=Manage your Hallpass applications and the access you have granted";
 
 /// The JWS algorithm new access tokens are signed with.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

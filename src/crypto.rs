@@ -75,10 +75,16 @@ pub enum PasswordError {
     /// The blocking task did not complete.
     #[error("password task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Every hashing slot stayed busy: the server is overloaded (answer 503).
+    #[error("too many password checks at once")]
+    Busy,
 }
 
-/// Hashes a password with argon2id on the blocking pool.
-pub async fn hash_password(password: String) -> Result<String, PasswordError> {
+/// How long a password check waits for a hashing slot before the request gets 503.
+pub const PASSWORD_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Hashes a password with argon2id on the blocking pool, outside any slot (startup only).
+async fn hash_password(password: String) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::encode_b64(&random_bytes::<16>())
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -90,39 +96,70 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
     .await?
 }
 
-/// A fixed argon2id hash of a random password, verified against when a user does not exist.
+/// Password hashing for the whole process: argon2id costs 19 MiB and tens of milliseconds per
+/// call, so at most two per core run at once (a flood of sign-ins must not exhaust memory);
+/// a caller that cannot get a slot within [`PASSWORD_SLOT_WAIT`] gets [`PasswordError::Busy`].
+/// Also holds the dummy hash that unknown users are verified against.
 #[derive(Clone)]
-pub struct DummyHash(std::sync::Arc<String>);
+pub struct Passwords {
+    dummy: std::sync::Arc<String>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
 
-impl DummyHash {
-    /// Computes the dummy hash (once, at startup).
+impl Passwords {
+    /// Computes the dummy hash (once, at startup) and sizes the slots to the machine.
     pub async fn new() -> Result<Self, PasswordError> {
-        Ok(Self(std::sync::Arc::new(
-            hash_password(random_token()).await?,
-        )))
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Self {
+            dummy: std::sync::Arc::new(hash_password(random_token()).await?),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 2)),
+        })
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PasswordError> {
+        tokio::time::timeout(PASSWORD_SLOT_WAIT, self.slots.acquire())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Busy)
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        let _slot = self.slot().await?;
+        hash_password(password).await
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash when `hash` is `None`
+    /// (and then answers `false`), on the blocking pool. Takes the same time either way.
+    pub async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, PasswordError> {
+        let _slot = self.slot().await?;
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
+        tokio::task::spawn_blocking(move || {
+            let ok = match PasswordHash::new(&hash) {
+                Ok(parsed) => argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok(),
+                Err(_) => false,
+            };
+            ok && known
+        })
+        .await
+        .map_err(PasswordError::from)
     }
 }
 
-/// Verifies `password` against `hash`, or against the dummy hash when `hash` is `None` (and
-/// then answers `false`), on the blocking pool. Takes the same time either way.
-pub async fn verify_password(
-    password: String,
-    hash: Option<String>,
-    dummy: &DummyHash,
-) -> Result<bool, PasswordError> {
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| dummy.0.as_ref().clone());
-    tokio::task::spawn_blocking(move || {
-        let ok = match PasswordHash::new(&hash) {
-            Ok(parsed) => argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        };
-        ok && known
-    })
-    .await
-    .map_err(PasswordError::from)
+impl From<PasswordError> for crate::error::OAuthError {
+    fn from(err: PasswordError) -> Self {
+        match err {
+            PasswordError::Busy => crate::error::OAuthError::unavailable(),
+            other => crate::error::OAuthError::internal(&other),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,16 +182,31 @@ mod tests {
 
     #[tokio::test]
     async fn password_verifies_only_with_the_right_password_and_a_known_user() {
-        let dummy = DummyHash::new().await.unwrap_or_else(|e| panic!("{e}"));
-        let hash = hash_password("correct horse".into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let passwords = Passwords::new().await.unwrap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        let ok = verify_password("correct horse".into(), Some(hash.clone()), &dummy).await;
-        assert!(ok.unwrap_or(false));
-        let wrong = verify_password("wrong".into(), Some(hash), &dummy).await;
-        assert!(!wrong.unwrap_or(true));
-        let unknown = verify_password("anything".into(), None, &dummy).await;
-        assert!(!unknown.unwrap_or(true));
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!passwords.verify("wrong".into(), Some(hash)).await.unwrap());
+        assert!(!passwords.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_set_of_hashing_slots_answers_busy_instead_of_queueing_forever() {
+        let passwords = Passwords::new().await.unwrap();
+        let held = passwords
+            .slots
+            .clone()
+            .acquire_many_owned(passwords.slots.available_permits() as u32)
+            .await
+            .unwrap();
+        tokio::time::pause();
+        let waiting = passwords.verify("pw".into(), None);
+        assert!(matches!(waiting.await, Err(PasswordError::Busy)));
+        drop(held);
     }
 }

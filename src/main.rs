@@ -173,7 +173,7 @@ async fn users_create(config: Config, username: &str) -> Result<(), Box<dyn std:
         store,
         KeySet::default(),
         std::sync::Arc::new(SystemClock),
-        hallpass::crypto::DummyHash::new().await?,
+        hallpass::crypto::Passwords::new().await?,
         &hallpass::crypto::random_bytes::<32>(),
     );
     let user = hallpass::oauth::users::register(&state, username, &password).await?;

@@ -11,7 +11,7 @@ use poem::{
 use crate::{
     api::build_openapi,
     config::Config,
-    crypto::{DummyHash, random_bytes},
+    crypto::{Passwords, random_bytes},
     error::{Challenge, OAuthError, rfc_errors},
     keys::KeySet,
     state::{AppState, Clock, SystemClock},
@@ -52,8 +52,9 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     web::mount(route).with(BodyLimit(limit)).data(state)
 }
 
-/// Rejects bodies larger than the limit with 413 (by `Content-Length`, and by counting for
-/// chunked bodies), before any handler reads them.
+/// Rejects bodies larger than the limit with 413 (by `Content-Length` at once, and by counting
+/// while reading for bodies without one: chunked HTTP/1.1 and HTTP/2), before any handler
+/// reads them.
 pub struct BodyLimit(pub usize);
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
@@ -93,10 +94,15 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         if declared.is_some_and(|n| n > self.limit as u64) {
             return too_large();
         }
-        if declared.is_none() && req.header(poem::http::header::TRANSFER_ENCODING).is_some() {
-            match req.take_body().into_bytes_limit(self.limit).await {
-                Ok(bytes) => req.set_body(bytes),
-                Err(_) => return too_large(),
+        // Always read through the limit: a chunked HTTP/1.1 body or an HTTP/2 body carries
+        // no Content-Length, and nothing downstream caps what it reads.
+        match req.take_body().into_bytes_limit(self.limit).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return too_large(),
+            Err(_) => {
+                return Ok(poem::error::ResponseError::as_response(
+                    &OAuthError::invalid_request("the request body could not be read"),
+                ));
             }
         }
         Ok(self.inner.call(req).await?.into_response())
@@ -134,7 +140,7 @@ impl Application {
             tracing::warn!(dir = %config.keys_dir.display(), alg = config.signing_alg.as_str(), "generated a new signing key (development); production should mount its keys");
         }
         let secret = load_or_create_session_secret(&config.keys_dir)?;
-        let dummy = DummyHash::new()
+        let dummy = Passwords::new()
             .await
             .map_err(|e| StartupError::Io(e.to_string()))?;
         let state = AppState::new(config, store, keys, clock, dummy, &secret);

@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     config::Config,
-    crypto::DummyHash,
+    crypto::Passwords,
     keys::{KeyError, KeySet, SigningKey},
     store::Store,
 };
@@ -81,7 +81,7 @@ pub struct AppState {
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The dummy password hash for unknown users.
-    pub dummy_hash: DummyHash,
+    pub passwords: Passwords,
     /// HMAC key of session cookies and pending authorization requests.
     pub session_key: Arc<ring::hmac::Key>,
 }
@@ -101,7 +101,7 @@ impl AppState {
         store: Arc<dyn Store>,
         keys: KeySet,
         clock: Arc<dyn Clock>,
-        dummy_hash: DummyHash,
+        passwords: Passwords,
         session_secret: &[u8],
     ) -> Self {
         Self {
@@ -109,7 +109,7 @@ impl AppState {
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             clock,
-            dummy_hash,
+            passwords,
             session_key: Arc::new(ring::hmac::Key::new(
                 ring::hmac::HMAC_SHA256,
                 session_secret,
@@ -179,7 +179,7 @@ pub async fn spec_state(config: Config) -> Result<AppState, Box<dyn std::error::
         Arc::new(crate::store::memory::MemoryStore::new()),
         KeySet::from_keys(vec![key]),
         Arc::new(SystemClock),
-        DummyHash::new().await?,
+        Passwords::new().await?,
         &crate::crypto::random_bytes::<32>(),
     ))
 }

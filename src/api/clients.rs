@@ -122,7 +122,8 @@ impl ClientsApi {
         auth: UserAuth,
         body: Json<ClientRegistration>,
     ) -> Result<ClientCreated, ApiError> {
-        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let owner =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         let b = body.0;
         let reg = Registration {
             client_name: b.client_name,
@@ -145,7 +146,8 @@ impl ClientsApi {
         tag = "ApiTags::Clients"
     )]
     async fn list(&self, auth: UserAuth) -> Result<ClientList, ApiError> {
-        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let owner =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         let clients = client::list(&self.state, &owner).await?;
         Ok(ClientList::Ok(Json(
             clients.into_iter().map(|c| view(c, None)).collect(),
@@ -162,7 +164,8 @@ impl ClientsApi {
         tag = "ApiTags::Clients"
     )]
     async fn get(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
-        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let owner =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         let c = client::get_owned(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, None))))
     }
@@ -181,7 +184,8 @@ impl ClientsApi {
         auth: UserAuth,
         client_id: Path<String>,
     ) -> Result<ClientDeleted, ApiError> {
-        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let owner =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         client::delete(&self.state, &owner, &client_id.0).await?;
         Ok(ClientDeleted::Deleted)
     }
@@ -201,7 +205,8 @@ impl ClientsApi {
         auth: UserAuth,
         client_id: Path<String>,
     ) -> Result<ClientOne, ApiError> {
-        let owner = users::authenticate_caller(&self.state, auth.into()).await?;
+        let owner =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, Some(secret)))))
     }

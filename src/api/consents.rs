@@ -56,7 +56,8 @@ impl ConsentsApi {
         tag = "ApiTags::Users"
     )]
     async fn list(&self, auth: UserAuth) -> Result<ConsentList, ApiError> {
-        let user = users::authenticate_caller(&self.state, auth.into()).await?;
+        let user =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         let grants = consent::list(&self.state, &user).await?;
         Ok(ConsentList::Ok(Json(
             grants
@@ -86,7 +87,8 @@ impl ConsentsApi {
         auth: UserAuth,
         client_id: Path<String>,
     ) -> Result<Withdrawn, ApiError> {
-        let user = users::authenticate_caller(&self.state, auth.into()).await?;
+        let user =
+            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
         consent::withdraw(&self.state, &user, &client_id.0).await?;
         Ok(Withdrawn::Withdrawn)
     }

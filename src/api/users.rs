@@ -95,7 +95,7 @@ impl UsersApi {
         tag = "ApiTags::Users"
     )]
     async fn me(&self, auth: UserAuth) -> Result<Me, ApiError> {
-        let user = users::authenticate_caller(&self.state, auth.into()).await?;
+        let user = users::authenticate_caller(&self.state, auth.into(), None).await?;
         Ok(Me::Ok(Json(user.into())))
     }
 }

@@ -224,8 +224,14 @@ pub async fn register(
         validate_redirect_uri(uri)?;
     }
     let offered = Scope::from_tokens(state.config.scopes.iter().map(|s| s.name.as_str()));
+    // By default a client may ask for every offered scope except the management one, which
+    // must be registered on purpose.
     let scope = match reg.scope.as_deref() {
-        None => offered.clone(),
+        None => Scope::from_tokens(
+            offered
+                .iter()
+                .filter(|s| *s != crate::oauth::users::MANAGE_SCOPE),
+        ),
         Some(raw) => Scope::parse(raw)
             .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
     };

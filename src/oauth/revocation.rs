@@ -109,8 +109,10 @@ pub struct Introspection {
     pub jti: Option<String>,
 }
 
-/// RFC 7662: what `token` is, for an authenticated confidential client. Refresh tokens are
-/// shown only to the client they were issued to.
+/// RFC 7662: what `token` is, for an authenticated confidential client. Access tokens are
+/// shown to the client they were issued to and to the other clients of its owner (a
+/// developer's resource server); refresh tokens only to the client they were issued to.
+/// Anyone else learns `{"active": false}`.
 #[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
 pub async fn introspect(
     state: &AppState,
@@ -129,6 +131,14 @@ pub async fn introspect(
         let Ok(claims) = check_access_token(state, token).await else {
             return Ok(Introspection::default());
         };
+        // RFC 7662 §4: only a caller entitled to the token learns about it: the client it was
+        // issued to, or another client of the same owner (say, that developer's API).
+        if claims.client_id != client.client_id {
+            let issued_to = crate::oauth::client::get(state, &claims.client_id).await?;
+            if issued_to.is_none_or(|c| c.owner != client.owner) {
+                return Ok(Introspection::default());
+            }
+        }
         let username = crate::oauth::users::by_id(state, &claims.sub)
             .await?
             .map(|u| u.username);

@@ -7,11 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    crypto::{hash_password, random_id, verify_password},
+    crypto::random_id,
     error::{Challenge, ErrorCode, OAuthError},
     state::AppState,
     store::StoreJson,
 };
+
+/// The scope a Bearer token needs to manage the user's clients and consents.
+pub const MANAGE_SCOPE: &str = "hallpass:manage";
 
 /// Shortest password accepted (NIST SP 800-63B §5.1.1.2).
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -85,9 +88,7 @@ pub async fn register(
 ) -> Result<User, OAuthError> {
     validate_username(username)?;
     validate_password(password)?;
-    let password_hash = hash_password(password.to_string())
-        .await
-        .map_err(|e| OAuthError::internal(&e))?;
+    let password_hash = state.passwords.hash(password.to_string()).await?;
     let user = User {
         id: random_id(),
         username: username.to_string(),
@@ -127,13 +128,13 @@ pub async fn authenticate(
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(None);
     }
-    let ok = verify_password(
-        password.to_string(),
-        user.as_ref().map(|u| u.password_hash.clone()),
-        &state.dummy_hash,
-    )
-    .await
-    .map_err(|e| OAuthError::internal(&e))?;
+    let ok = state
+        .passwords
+        .verify(
+            password.to_string(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
     Ok(user.filter(|_| ok))
 }
 
@@ -165,9 +166,14 @@ pub enum UserCredentials {
 }
 
 /// Resolves the caller of the management API; 401 with both challenges on failure.
+///
+/// A Bearer token must have been issued for a user (not by client credentials) and, when
+/// `required_scope` is given, grant it: an application the user allowed to read their beers
+/// must not be able to manage their clients (403 `insufficient_scope`).
 pub async fn authenticate_caller(
     state: &AppState,
     creds: UserCredentials,
+    required_scope: Option<&str>,
 ) -> Result<User, OAuthError> {
     let fail = |why: &'static str| {
         OAuthError::new(ErrorCode::InvalidToken, why).with_challenge(Challenge::BasicOrBearer)
@@ -183,6 +189,12 @@ pub async fn authenticate_caller(
             let claims = crate::oauth::revocation::check_access_token(state, &token)
                 .await
                 .map_err(|e| e.with_challenge(Challenge::BasicOrBearer))?;
+            if let Some(scope) = required_scope.filter(|s| !claims.has_scope(s)) {
+                return Err(OAuthError::new(
+                    ErrorCode::InsufficientScope,
+                    format!("this operation needs a token with scope {scope}, or HTTP Basic"),
+                ));
+            }
             by_id(state, &claims.sub)
                 .await?
                 .ok_or_else(|| fail("the token's subject is not a user"))

@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc};
 use hallpass::{
     Application,
     config::Config,
-    crypto::DummyHash,
+    crypto::Passwords,
     keys::{KeySet, SigningKey},
     state::{AppState, Clock, MockClock},
     store::{Store, memory::MemoryStore, redis::RedisStore},
@@ -90,7 +90,7 @@ pub async fn spawn_app_with_store(
     let (key, _) =
         SigningKey::generate(config.signing_alg, clock.now() - 10, clock.now() - 10).unwrap();
     let keys = KeySet::from_keys(vec![key]);
-    let dummy = DummyHash::new().await.unwrap();
+    let dummy = Passwords::new().await.unwrap();
     let clock_dyn: Arc<dyn Clock> = clock.clone();
     let mut state_out = None;
     let keep_issuer = config.issuer != Config::default().issuer;

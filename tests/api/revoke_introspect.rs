@@ -302,3 +302,33 @@ async fn a_public_client_may_revoke_its_tokens_but_not_introspect() {
         .await;
     assert_oauth_error(refresh, 400, "invalid_grant").await;
 }
+
+#[tokio::test]
+async fn a_stranger_client_learns_nothing_but_a_client_of_the_same_owner_may_introspect() {
+    each_store(async |app: TestApp| {
+        let (c, token) = access_token(&app).await;
+        let stranger = app.confidential_client().await;
+        assert_eq!(
+            app.introspect(&stranger, &token).await,
+            json!({"active": false})
+        );
+
+        let sibling_resp = app
+            .post_client(
+                &c.owner,
+                &json!({"client_name": "My API", "grant_types": ["client_credentials"]}),
+            )
+            .await;
+        let sibling: Value = sibling_resp.json().await.unwrap();
+        let sibling = crate::helpers::TestClient {
+            client_id: sibling["client_id"].as_str().unwrap().to_string(),
+            client_secret: sibling["client_secret"].as_str().map(str::to_string),
+            redirect_uri: String::new(),
+            owner: c.owner.clone(),
+        };
+        let i = app.introspect(&sibling, &token).await;
+        assert_eq!(i["active"], true);
+        assert_eq!(i["client_id"], c.client_id);
+    })
+    .await;
+}

@@ -419,3 +419,21 @@ async fn client_credentials_issues_a_token_for_the_client_itself_within_its_scop
     })
     .await;
 }
+
+/// An HTTP/2 body has neither `Content-Length` nor `Transfer-Encoding`; the limit still holds.
+#[tokio::test]
+async fn a_body_without_any_length_header_is_still_limited() {
+    let app = spawn_app().await;
+    let client = poem::test::TestClient::new(hallpass::build_app(app.state.clone()));
+    let big = format!("grant_type=authorization_code&code={}", "a".repeat(70_000));
+    let resp = client
+        .post("/oauth2/token")
+        .content_type("application/x-www-form-urlencoded")
+        .body(poem::Body::from_async_read(std::io::Cursor::new(
+            big.into_bytes(),
+        )))
+        .send()
+        .await;
+    resp.assert_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+    resp.assert_header("cache-control", "no-store");
+}

@@ -385,19 +385,79 @@ async fn deleting_a_client_removes_it_and_its_authorize_requests_get_the_error_p
     assert!(resp.headers().get("location").is_none());
 }
 
+/// A token manages the user's clients only when the user granted `hallpass:manage`: an app
+/// allowed to read beers must not rotate the user's client secrets.
 #[tokio::test]
-async fn a_client_registers_with_a_bearer_token_too() {
+async fn a_bearer_token_manages_clients_and_consents_only_with_the_manage_scope() {
+    each_store(async |app: TestApp| {
+        let victim = app.confidential_client().await;
+        let code = app.code_for(&victim, &[("scope", "beers:read")]).await;
+        let body: Value = app.redeem(&victim, &code).await.json().await.unwrap();
+        let beers_token = body["access_token"].as_str().unwrap().to_string();
+        let rotate = format!("/api/clients/{}/secret", victim.client_id);
+        for (method, path) in [
+            ("POST", rotate.as_str()),
+            ("GET", "/api/clients"),
+            ("GET", "/api/consents"),
+            ("POST", "/api/clients"),
+        ] {
+            let req = app
+                .http
+                .request(method.parse().unwrap(), app.url(path))
+                .bearer_auth(&beers_token);
+            let req = if path == "/api/clients" && method == "POST" {
+                req.json(&json!({"client_name": "X", "redirect_uris": ["https://x.example/cb"]}))
+            } else {
+                req
+            };
+            assert_oauth_error(req.send().await.unwrap(), 403, "insufficient_scope").await;
+        }
+        assert_eq!(
+            app.me_status(&beers_token).await,
+            200,
+            "any user token may read /api/users/me"
+        );
+
+        let console = app
+            .client_with(json!({
+                "client_name": "Console",
+                "redirect_uris": ["https://console.example/cb"],
+                "scope": "hallpass:manage",
+            }))
+            .await;
+        let code = app
+            .code_for(&console, &[("scope", "hallpass:manage")])
+            .await;
+        let body: Value = app.redeem(&console, &code).await.json().await.unwrap();
+        let resp = app
+            .http
+            .post(app.url("/api/clients"))
+            .bearer_auth(body["access_token"].as_str().unwrap())
+            .json(&json!({"client_name": "Second", "redirect_uris": ["https://second.example/cb"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_manage_scope_is_not_in_a_clients_default_scopes() {
     let app = spawn_app().await;
-    let c = app.confidential_client().await;
-    let code = app.code_for(&c, &[]).await;
-    let token: Value = app.redeem(&c, &code).await.json().await.unwrap();
-    let resp = app
-        .http
-        .post(app.url("/api/clients"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({"client_name": "Second", "redirect_uris": ["https://second.example/cb"]}))
-        .send()
+    let user = app.user().await;
+    let c: Value = app
+        .post_client(
+            &user,
+            &json!({"client_name": "Default", "redirect_uris": ["https://d.example/cb"]}),
+        )
+        .await
+        .json()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    let scope = c["scope"].as_str().unwrap();
+    assert!(
+        scope.contains("beers:read") && !scope.contains("hallpass:manage"),
+        "{scope}"
+    );
 }
