@@ -261,15 +261,16 @@ impl SigningKey {
             path: dir.into(),
             source,
         })?;
-        let pem_path = dir.join(format!("{}.pem", self.kid));
-        let pem = to_pem(der);
-        write_private(&pem_path, pem.as_bytes())?;
+        // The metadata first: an instance reloading in between must never see the key without
+        // its `not_before` (it would take the file's time and sign before being published).
         let meta_path = dir.join(format!("{}.json", self.kid));
         let meta = serde_json::to_vec_pretty(&self.meta).map_err(|e| KeyError::Invalid {
             path: meta_path.clone(),
             reason: e.to_string(),
         })?;
         write_private(&meta_path, &meta)?;
+        let pem_path = dir.join(format!("{}.pem", self.kid));
+        write_private(&pem_path, to_pem(der).as_bytes())?;
         Ok(pem_path)
     }
 }
@@ -384,20 +385,18 @@ impl KeySet {
         Ok(Self::from_keys(keys))
     }
 
-    /// Loads `dir`; when no key can sign now, or none is of `alg`, generates a key of `alg`
-    /// that signs from `now` and writes it there (the development path). Returns the set and
-    /// whether a key was made.
+    /// Loads `dir`; when it holds no key at all, generates a key of `alg` that signs from
+    /// `now` and writes it there (the development path). A directory with keys but none able
+    /// to sign is an error, never silently patched. Returns the set and whether a key was made.
     pub fn load_or_generate(
         dir: &Path,
         alg: SigningAlg,
         now: u64,
     ) -> Result<(Self, bool), KeyError> {
         let set = Self::load(dir)?;
-        let has_alg = set
-            .keys
-            .iter()
-            .any(|k| k.meta.alg == alg && k.meta.retired_at.is_none());
-        if has_alg && set.active(now).is_ok() {
+        if !set.keys.is_empty() {
+            // Mounted keys are never supplemented behind the operator's back.
+            set.active(now)?;
             return Ok((set, false));
         }
         let (key, der) =

@@ -213,29 +213,42 @@ impl Application {
 pub fn load_or_create_session_secret(dir: &Path) -> Result<Vec<u8>, StartupError> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let path = dir.join("session.key");
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
-        Ok(_) => {
-            return Err(StartupError::Io(format!(
+    let io = |p: &Path, e: std::io::Error| StartupError::Io(format!("{}: {e}", p.display()));
+    let read = |path: &Path| -> Result<Option<Vec<u8>>, StartupError> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() >= 32 => Ok(Some(bytes)),
+            Ok(_) => Err(StartupError::Io(format!(
                 "{}: must hold at least 32 bytes",
                 path.display()
-            )));
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(path, e)),
         }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(StartupError::Io(format!("{}: {e}", path.display())));
-        }
-        Err(_) => {}
+    };
+    if let Some(secret) = read(&path)? {
+        return Ok(secret);
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StartupError::Io(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    // Write a private temporary file, then link it into place: the link either creates the
+    // complete file or fails because another instance got there first, whose secret we then use.
     let secret = random_bytes::<32>();
+    let tmp = dir.join(format!(".session.key.{}", crate::crypto::random_id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
+        .open(&tmp)
+        .map_err(|e| io(&tmp, e))?;
     f.write_all(&secret)
-        .map_err(|e| StartupError::Io(format!("{}: {e}", path.display())))?;
-    Ok(secret.to_vec())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(secret.to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(&path)?.ok_or_else(|| StartupError::Io(format!("{}: vanished", path.display())))
+        }
+        Err(e) => Err(io(&path, e)),
+    }
 }

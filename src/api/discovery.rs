@@ -129,6 +129,24 @@ pub struct DiscoveryApi {
 }
 
 impl DiscoveryApi {
+    /// The algorithms of the keys that may sign now or soon (next, active).
+    fn signing_algs(&self) -> Vec<String> {
+        let keys = self.state.keys();
+        let now = self.state.now();
+        let mut algs: Vec<String> = keys
+            .all()
+            .iter()
+            .filter(|k| {
+                keys.state_of(k, now, self.state.config.access_token_ttl)
+                    .is_published()
+            })
+            .map(|k| k.meta.alg.as_str().to_string())
+            .collect();
+        algs.sort();
+        algs.dedup();
+        algs
+    }
+
     fn metadata(&self) -> Metadata {
         let c = &self.state.config;
         let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -164,7 +182,7 @@ impl DiscoveryApi {
             scopes_supported: c.scopes.iter().map(|s| s.name.clone()).collect(),
             authorization_response_iss_parameter_supported: true,
             subject_types_supported: strs(&["public"]),
-            id_token_signing_alg_values_supported: vec![c.signing_alg.as_str().to_string()],
+            id_token_signing_alg_values_supported: self.signing_algs(),
             service_documentation: c.url("/docs"),
         }
     }

@@ -46,6 +46,47 @@ pub struct AuthRequest {
     pub nonce: Option<String>,
     /// OpenID Connect prompt.
     pub prompt: Option<String>,
+    /// OpenID Connect `max_age`: the longest time since sign-in the user accepts, seconds.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+}
+
+impl AuthRequest {
+    /// Whether `prompt` names `value`.
+    pub fn prompts(&self, value: &str) -> bool {
+        self.prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|v| v == value))
+    }
+
+    /// Whether a session that signed in at `auth_time` must sign in again at `now`
+    /// (`prompt=login`, or older than `max_age`).
+    pub fn needs_fresh_login(&self, auth_time: u64, now: u64) -> bool {
+        self.prompts("login")
+            || self
+                .max_age
+                .is_some_and(|m| now.saturating_sub(auth_time) > m)
+    }
+}
+
+/// The authorize query to return to after signing in again: the same request without
+/// `prompt=login`, so the fresh sign-in is not asked for twice (`max_age` is met by then).
+pub fn query_after_login(query: &str) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "prompt" {
+            let rest: Vec<&str> = v
+                .split(' ')
+                .filter(|p| *p != "login" && !p.is_empty())
+                .collect();
+            if !rest.is_empty() {
+                out.append_pair("prompt", &rest.join(" "));
+            }
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.finish()
 }
 
 /// Why a request failed, and where the answer goes.
@@ -250,7 +291,24 @@ pub async fn validate(
                 "prompt must be none, login, consent or select_account",
             ));
         }
+        // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        if pr.split(' ').any(|v| v == "none") && pr.split(' ').any(|v| v != "none") {
+            return fail(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
     }
+    let max_age = match get("max_age") {
+        None => None,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return fail(OAuthError::invalid_request(
+                    "max_age must be a number of seconds",
+                ));
+            }
+        },
+    };
     let req = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri_explicit: get("redirect_uri").is_some(),
@@ -260,6 +318,7 @@ pub async fn validate(
         code_challenge,
         nonce: nonce.map(str::to_string),
         prompt: prompt.map(str::to_string),
+        max_age,
     };
     Ok((client, req))
 }
@@ -311,17 +370,12 @@ pub async fn after_login(
     session: &Session,
     req: &AuthRequest,
 ) -> Result<Next, OAuthError> {
-    let prompts = |v: &str| {
-        req.prompt
-            .as_deref()
-            .is_some_and(|p| p.split(' ').any(|x| x == v))
-    };
     let scope = Scope::parse(&req.scope)?;
     let granted = consent::covers(state, &session.sub, &req.client_id, &scope).await?;
-    if granted && !prompts("consent") {
+    if granted && !req.prompts("consent") {
         return Ok(Next::Redirect(issue_code(state, session, req).await?));
     }
-    if prompts("none") {
+    if req.prompts("none") {
         let err = OAuthError::new(
             ErrorCode::ConsentRequired,
             "the user has not approved this application",

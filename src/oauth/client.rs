@@ -50,6 +50,8 @@ impl AuthMethod {
 
 /// Grant types a client may register.
 pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// Most clients one user may own.
+pub const MAX_CLIENTS_PER_USER: usize = 100;
 /// Most redirect URIs one client may register.
 pub const MAX_REDIRECT_URIS: usize = 20;
 
@@ -239,6 +241,12 @@ pub async fn register(
         return Err(metadata_error(format!(
             "scope may only contain offered scopes: {offered}"
         )));
+    }
+    if state.store.set_members(&owner_key(&owner.id)).await?.len() >= MAX_CLIENTS_PER_USER {
+        return Err(OAuthError::new(
+            ErrorCode::Conflict,
+            format!("a user may own at most {MAX_CLIENTS_PER_USER} clients; delete one first"),
+        ));
     }
     let secret = (method != AuthMethod::None).then(random_token);
     let client = Client {

@@ -114,6 +114,23 @@ async fn authorization_code(
             "the authorization code is invalid, expired or already used",
         ));
     };
+    // Name what this code is about to buy and record it before anything else, so that a
+    // replay arriving even a moment later revokes it (RFC 6749 §4.1.2).
+    let jti = random_id();
+    let exp = state.now() + state.config.access_token_ttl;
+    let wants_refresh = grant.req.scope.split(' ').any(|s| s == "offline_access")
+        && client.allows_grant("refresh_token")
+        && grant.req.client_id == client.client_id;
+    let redeemed = Redeemed {
+        jti: jti.clone(),
+        exp,
+        family: wants_refresh.then(random_id),
+    };
+    let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
+    state
+        .store
+        .put_json(&format!("used:{key}"), &redeemed, Some(ttl))
+        .await?;
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -156,7 +173,6 @@ async fn authorization_code(
         (None, None) => {}
     }
     let scope = Scope::parse(&grant.req.scope)?;
-    let jti = random_id();
     let mut issued = issue(
         state,
         client,
@@ -166,31 +182,19 @@ async fn authorization_code(
         grant.req.nonce.as_deref(),
         &jti,
     )?;
-    let exp = state.now() + issued.expires_in;
-    let mut redeemed = Redeemed {
-        jti: jti.clone(),
-        exp,
-        family: None,
-    };
-    if scope.contains("offline_access") && client.allows_grant("refresh_token") {
-        let (family, rt) = refresh::start(
+    if let Some(family) = &redeemed.family {
+        let rt = refresh::start(
             state,
             client,
             &grant.sub,
             &scope,
             grant.auth_time,
             (&jti, exp),
+            family,
         )
         .await?;
-        redeemed.family = Some(family);
         issued.refresh_token = Some(rt);
     }
-    // Remember what this code bought, so a replay can revoke it (RFC 6749 §4.1.2).
-    let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
-    state
-        .store
-        .put_json(&format!("used:{key}"), &redeemed, Some(ttl))
-        .await?;
     Ok(issued)
 }
 
@@ -231,7 +235,8 @@ async fn refresh_token(
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let jti = random_id();
     let exp = state.now() + state.config.access_token_ttl;
-    let rotation = refresh::redeem(state, client, token, req.scope.as_deref(), (&jti, exp)).await?;
+    let scope = req.scope.as_deref().filter(|s| !s.trim().is_empty());
+    let rotation = refresh::redeem(state, client, token, scope, (&jti, exp)).await?;
     let fam = &rotation.family;
     let mut issued = issue(
         state,
@@ -254,7 +259,8 @@ fn client_credentials(
     req: TokenRequest,
 ) -> Result<Issued, OAuthError> {
     let allowed = client.allowed_scope();
-    let scope = match req.scope.as_deref() {
+    // An empty `scope` is the same as none: the client's registered scopes.
+    let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(raw) => Scope::parse(raw)?,
         None => allowed.clone(),
     };

@@ -18,7 +18,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    crypto::{b64, ct_eq, random_id, random_token, sha256_b64},
+    crypto::{b64, ct_eq, random_token, sha256_b64},
     error::{ErrorCode, OAuthError},
     oauth::{client::Client, revocation, scope::Scope},
     state::AppState,
@@ -27,6 +27,8 @@ use crate::{
 
 /// Most recent access tokens remembered per family, to revoke them with it.
 const MAX_REMEMBERED_ACCESS: usize = 32;
+/// Hashes of older rotated tokens remembered per family, to recognise their reuse.
+const MAX_RETIRED: usize = 32;
 /// Attempts at a compare-and-swap before giving up (only under extreme contention).
 const MAX_ATTEMPTS: usize = 16;
 
@@ -53,6 +55,9 @@ pub struct Family {
     pub previous: Option<String>,
     /// When `previous` was rotated.
     pub rotated_at: u64,
+    /// SHA-256 of older rotated tokens (most recent last), so their reuse is recognised.
+    #[serde(default)]
+    pub retired: Vec<String>,
     /// Recent access tokens issued from this family: (`jti`, `exp`).
     #[serde(default)]
     pub access: Vec<(String, u64)>,
@@ -99,7 +104,7 @@ fn remember_access(fam: &mut Family, jti: &str, exp: u64, now: u64) {
     }
 }
 
-/// Starts a family for a fresh sign-in; returns its id and the first refresh token.
+/// Starts family `family_id` for a fresh sign-in; returns the first refresh token.
 pub async fn start(
     state: &AppState,
     client: &Client,
@@ -107,9 +112,9 @@ pub async fn start(
     scope: &Scope,
     auth_time: u64,
     first_access: (&str, u64),
-) -> Result<(String, String), OAuthError> {
+    family_id: &str,
+) -> Result<String, OAuthError> {
     let now = state.now();
-    let family_id = random_id();
     let secret = random_token();
     let mut fam = Family {
         client_id: client.client_id.clone(),
@@ -121,6 +126,7 @@ pub async fn start(
         current: sha256_b64(secret.as_bytes()),
         issued_at: now,
         previous: None,
+        retired: Vec::new(),
         rotated_at: 0,
         access: Vec::new(),
     };
@@ -128,14 +134,13 @@ pub async fn start(
     let ttl = store_ttl(state, &fam, now);
     state
         .store
-        .put_json(&family_key(&family_id), &fam, Some(ttl))
+        .put_json(&family_key(family_id), &fam, Some(ttl))
         .await?;
     state
         .store
-        .set_add(&index_key(sub, &client.client_id), &family_id)
+        .set_add(&index_key(sub, &client.client_id), family_id)
         .await?;
-    let token = format!("{family_id}.{secret}");
-    Ok((family_id, token))
+    Ok(format!("{family_id}.{secret}"))
 }
 
 /// What a refresh decided, before the access token is signed.
@@ -167,6 +172,20 @@ pub async fn redeem(
             return Err(invalid());
         };
         let fam: Family = serde_json::from_slice(&raw).map_err(|e| OAuthError::internal(&e))?;
+        // The secret first: a caller who knows only the family id learns nothing and can
+        // revoke nothing.
+        let is_current = ct_eq(presented.as_bytes(), fam.current.as_bytes());
+        let is_previous = fam
+            .previous
+            .as_ref()
+            .is_some_and(|p| ct_eq(presented.as_bytes(), p.as_bytes()));
+        let is_older = fam
+            .retired
+            .iter()
+            .any(|r| ct_eq(presented.as_bytes(), r.as_bytes()));
+        if !(is_current || is_previous || is_older) {
+            return Err(invalid());
+        }
         if fam.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the refresh token was issued to another client",
@@ -193,10 +212,16 @@ pub async fn redeem(
             }
             None => granted,
         };
-        if ct_eq(presented.as_bytes(), fam.current.as_bytes()) {
+        if is_current {
             let next_secret = successor(state, family_id, fam.generation + 1, secret);
             let mut next = fam.clone();
             next.generation += 1;
+            if let Some(p) = next.previous.take() {
+                next.retired.push(p);
+                if next.retired.len() > MAX_RETIRED {
+                    next.retired.remove(0);
+                }
+            }
             next.previous = Some(fam.current.clone());
             next.current = sha256_b64(next_secret.as_bytes());
             next.rotated_at = now;
@@ -217,10 +242,6 @@ pub async fn redeem(
             }
             continue; // Someone rotated it meanwhile: look again (it is now `previous`).
         }
-        let is_previous = fam
-            .previous
-            .as_ref()
-            .is_some_and(|p| ct_eq(presented.as_bytes(), p.as_bytes()));
         if is_previous && now <= fam.rotated_at + state.config.refresh_grace {
             let again = successor(state, family_id, fam.generation, secret);
             if ct_eq(

@@ -25,9 +25,19 @@ struct Entry {
 #[derive(Default)]
 pub struct MemoryStore {
     map: Mutex<HashMap<String, Entry>>,
+    ops: std::sync::atomic::AtomicU64,
 }
 
+/// Every this many operations, expired entries are swept, so keys that are never read again
+/// (unredeemed codes, denylist entries) do not accumulate.
+const SWEEP_EVERY: u64 = 4096;
+
 impl MemoryStore {
+    /// How many entries the map holds, expired ones not yet swept included (diagnostics).
+    pub fn entries(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
@@ -38,6 +48,11 @@ impl MemoryStore {
             .map
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let n = self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let now = Instant::now();
+            map.retain(|_, e| e.expires.is_none_or(|t| t > now));
+        }
         Ok(f(&mut map))
     }
 }

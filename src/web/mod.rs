@@ -177,7 +177,9 @@ fn login_page(
 
 /// Only local paths back into the authorization flow (or home) may follow a login.
 fn safe_return_to(raw: &str) -> &str {
-    let ok = raw == "/" || (raw.starts_with("/oauth2/authorize?") && !raw.contains('\\'));
+    let ok = raw == "/"
+        || (raw.starts_with("/oauth2/authorize?")
+            && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'));
     if ok { raw } else { "/" }
 }
 
@@ -195,20 +197,17 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
         Err(AuthorizeError::Redirect(url)) => return see_other(&url),
         Err(AuthorizeError::Server(e)) => return server_error_page(&e),
     };
-    let prompt_none = areq
-        .prompt
-        .as_deref()
-        .is_some_and(|p| p.split(' ').any(|v| v == "none"));
     let signed_in = match current_session(state, req).await {
         Ok(s) => s,
         Err(e) => return server_error_page(&e),
     };
-    let Some((session, user)) = signed_in else {
-        if prompt_none {
-            let err = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
+    let fresh = signed_in.filter(|(s, _)| !areq.needs_fresh_login(s.auth_time, state.now()));
+    let Some((session, user)) = fresh else {
+        if areq.prompts("none") {
+            let err = OAuthError::new(ErrorCode::LoginRequired, "the user must sign in");
             return see_other(&authorize::redirect_error(state, &areq, &err));
         }
-        let return_to = format!("/oauth2/authorize?{query}");
+        let return_to = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
         return login_page(
             state,
             StatusCode::OK,

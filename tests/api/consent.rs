@@ -144,3 +144,67 @@ async fn consents_need_authentication_and_are_per_user() {
         .unwrap();
     assert_eq!(list, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn prompt_login_and_an_exceeded_max_age_ask_for_the_password_again() {
+    let app = spawn_app().await;
+    let c = app.confidential_client().await;
+    app.code_for(&c, &[("scope", "beers:read")]).await;
+    let session = app.login(&c.owner).await;
+    app.clock.advance(120);
+
+    let fresh_enough = app
+        .get_authorize(
+            &app.authorize_query(&c, &[("scope", "beers:read"), ("max_age", "3600")]),
+            Some(&session),
+        )
+        .await;
+    assert!(
+        query_params(&location(&fresh_enough)).contains_key("code"),
+        "a recent sign-in satisfies max_age"
+    );
+
+    for extra in [[("prompt", "login")], [("max_age", "60")]] {
+        let mut params = vec![("scope", "beers:read")];
+        params.extend(extra);
+        let resp = app
+            .get_authorize(&app.authorize_query(&c, &params), Some(&session))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{extra:?}");
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains("name=\"password\""),
+            "{extra:?}: the login form"
+        );
+        let return_to = crate::helpers::hidden_input(&html, "return_to").unwrap();
+        assert!(
+            !return_to.contains("prompt=login"),
+            "signing in once is enough: {return_to}"
+        );
+    }
+
+    let none = app
+        .get_authorize(
+            &app.authorize_query(&c, &[("prompt", "none"), ("max_age", "60")]),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(query_params(&location(&none))["error"], "login_required");
+    let mixed = app
+        .get_authorize(
+            &app.authorize_query(&c, &[("prompt", "none login")]),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(query_params(&location(&mixed))["error"], "invalid_request");
+    let bad_age = app
+        .get_authorize(
+            &app.authorize_query(&c, &[("max_age", "soon")]),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(
+        query_params(&location(&bad_age))["error"],
+        "invalid_request"
+    );
+}

@@ -214,3 +214,68 @@ async fn idle_and_absolute_lifetimes_end_a_family() {
     app.clock.advance(200);
     assert_oauth_error(app.refresh(&c, &rt, None).await, 400, "invalid_grant").await;
 }
+
+/// Knowing a family id (the part before the dot) is not enough to learn or break anything.
+#[tokio::test]
+async fn a_wrong_secret_for_a_real_family_neither_reveals_nor_revokes_it() {
+    each_store(async |app: TestApp| {
+        let c = app.refreshing_client().await;
+        let rt = app
+            .tokens_with_refresh(&c, "offline_access beers:read")
+            .await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let family = rt.split('.').next().unwrap();
+        let forged = format!("{family}.{}", hallpass::crypto::random_token());
+
+        let resp = app.refresh(&c, &forged, Some("beers:write")).await;
+        let body = assert_oauth_error(resp, 400, "invalid_grant").await;
+        assert!(
+            !body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("beers:read"),
+            "{body}"
+        );
+
+        assert_eq!(
+            app.refresh(&c, &rt, None).await.status(),
+            StatusCode::OK,
+            "the family lives on"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_several_generations_old_is_recognised_as_reuse() {
+    let app = spawn_app().await;
+    let c = app.refreshing_client().await;
+    let rt1 = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt2 = app
+        .refresh(&c, &rt1, None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt3 = app
+        .refresh(&c, &rt2, None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    assert_oauth_error(app.refresh(&c, &rt1, None).await, 400, "invalid_grant").await;
+
+    assert_oauth_error(app.refresh(&c, &rt3, None).await, 400, "invalid_grant").await;
+}

@@ -250,3 +250,16 @@ async fn the_server_recovers_by_itself_when_redis_comes_back() {
         "data written before the outage is intact"
     );
 }
+
+#[tokio::test]
+async fn the_memory_store_sweeps_expired_entries_nobody_reads_again() {
+    let s = MemoryStore::new();
+    for i in 0..5000 {
+        s.put(&format!("code:{i}"), b"x", Some(Duration::from_nanos(1)))
+            .await
+            .unwrap();
+    }
+    s.put("kept", b"y", None).await.unwrap();
+    assert!(s.entries() < 5000, "swept: {} entries left", s.entries());
+    assert_eq!(s.get("kept").await.unwrap(), Some(b"y".to_vec()));
+}

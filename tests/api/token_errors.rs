@@ -437,3 +437,21 @@ async fn a_body_without_any_length_header_is_still_limited() {
     resp.assert_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
     resp.assert_header("cache-control", "no-store");
 }
+
+#[tokio::test]
+async fn an_empty_scope_means_the_registered_scopes_not_a_token_for_nothing() {
+    let app = spawn_app().await;
+    let c = app
+        .client_with(serde_json::json!({"client_name": "M", "grant_types": ["client_credentials"], "scope": "beers:read"}))
+        .await;
+    for scope in ["", " "] {
+        let resp = app
+            .post_token(
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+                Some((&c.client_id, c.client_secret.as_deref().unwrap())),
+            )
+            .await;
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["scope"], "beers:read", "scope {scope:?}");
+    }
+}

@@ -461,3 +461,17 @@ async fn the_manage_scope_is_not_in_a_clients_default_scopes() {
         "{scope}"
     );
 }
+
+#[tokio::test]
+async fn a_user_may_own_at_most_a_hundred_clients() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let body = json!({"client_name": "Many", "grant_types": ["client_credentials"]});
+    for _ in 0..100 {
+        assert_eq!(
+            app.post_client(&user, &body).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    assert_oauth_error(app.post_client(&user, &body).await, 409, "conflict").await;
+}
