@@ -16,6 +16,8 @@ pub struct Metadata {
     pub token_endpoint: String,
     /// The JWKS.
     pub jwks_uri: String,
+    /// OpenID Connect UserInfo endpoint.
+    pub userinfo_endpoint: String,
     /// RFC 7009 revocation endpoint.
     pub revocation_endpoint: String,
     /// RFC 7662 introspection endpoint.
@@ -155,6 +157,7 @@ impl DiscoveryApi {
             authorization_endpoint: c.url("/oauth2/authorize"),
             token_endpoint: c.url("/oauth2/token"),
             jwks_uri: c.url("/.well-known/jwks.json"),
+            userinfo_endpoint: c.url("/userinfo"),
             revocation_endpoint: c.url("/oauth2/revoke"),
             introspection_endpoint: c.url("/oauth2/introspect"),
             revocation_endpoint_auth_methods_supported: strs(&[

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod revocation;
 pub mod security;
 pub mod token;
+pub mod userinfo;
 pub mod users;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -40,6 +41,7 @@ pub type Apis = (
     users::UsersApi,
     clients::ClientsApi,
     consents::ConsentsApi,
+    userinfo::UserInfoApi,
 );
 
 /// The OpenAPI service of every JSON endpoint.
@@ -52,6 +54,7 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
             users::UsersApi { state: state.clone() },
             clients::ClientsApi { state: state.clone() },
             consents::ConsentsApi { state: state.clone() },
+            userinfo::UserInfoApi { state: state.clone() },
         ),
         "Hallpass",
         env!("CARGO_PKG_VERSION"),

@@ -295,3 +295,54 @@ async fn a_replayed_code_also_revokes_the_refresh_token_it_bought() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn userinfo_answers_for_openid_tokens_and_adds_the_username_with_profile() {
+    each_store(async |app: TestApp| {
+        let c = app.confidential_client().await;
+        let token_for = async |scope: &str| {
+            let code = app.code_for(&c, &[("scope", scope)]).await;
+            let body: Value = app.redeem(&c, &code).await.json().await.unwrap();
+            body["access_token"].as_str().unwrap().to_string()
+        };
+        let full = token_for("openid profile").await;
+        let info: Value = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&full)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["sub"], c.owner.id);
+        assert_eq!(info["preferred_username"], c.owner.username);
+
+        let bare = token_for("openid").await;
+        let info: Value = app
+            .http
+            .post(app.url("/userinfo"))
+            .bearer_auth(&bare)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info, serde_json::json!({"sub": c.owner.id}));
+
+        let beers = token_for("beers:read").await;
+        let resp = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&beers)
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(resp, 403, "insufficient_scope").await;
+        let anon = app.http.get(app.url("/userinfo")).send().await.unwrap();
+        assert_oauth_error(anon, 401, "invalid_token").await;
+    })
+    .await;
+}

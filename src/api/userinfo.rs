@@ -1,0 +1,84 @@
+//! OpenID Connect UserInfo (Core §5.3): the signed-in user's claims, for a token with `openid`.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use crate::{
+    api::{ApiTags, security::UserBearer},
+    error::{ApiError, ErrorCode, OAuthError},
+    oauth::{revocation, users},
+    state::AppState,
+};
+
+/// The user's claims. `preferred_username` needs the `profile` scope.
+#[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct UserInfo {
+    /// Subject: the same `sub` as in the tokens.
+    pub sub: String,
+    /// The username (scope `profile`).
+    pub preferred_username: Option<String>,
+}
+
+/// UserInfo result.
+#[derive(ApiResponse)]
+pub enum UserInfoResponse {
+    /// The claims.
+    #[oai(status = 200)]
+    Ok(Json<UserInfo>),
+}
+
+/// The UserInfo endpoint.
+pub struct UserInfoApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+impl UserInfoApi {
+    async fn answer(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+        let claims = revocation::check_access_token(&self.state, &auth.0.token).await?;
+        if !claims.has_scope("openid") {
+            return Err(OAuthError::new(
+                ErrorCode::InsufficientScope,
+                "the token lacks the openid scope",
+            )
+            .into());
+        }
+        let user = users::by_id(&self.state, &claims.sub)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_token("the token's subject is not a user"))?;
+        Ok(UserInfoResponse::Ok(Json(UserInfo {
+            sub: user.id,
+            preferred_username: claims.has_scope("profile").then_some(user.username),
+        })))
+    }
+}
+
+#[OpenApi]
+impl UserInfoApi {
+    /// The signed-in user's claims
+    ///
+    /// OpenID Connect UserInfo for an access token with the `openid` scope; `profile` adds
+    /// `preferred_username`.
+    #[oai(
+        path = "/userinfo",
+        method = "get",
+        operation_id = "userinfo",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn get(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+        self.answer(auth).await
+    }
+
+    /// The signed-in user's claims (POST)
+    ///
+    /// The same as `GET /userinfo`, for clients that POST (OpenID Connect Core §5.3.1).
+    #[oai(
+        path = "/userinfo",
+        method = "post",
+        operation_id = "userinfoPost",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn post(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+        self.answer(auth).await
+    }
+}
