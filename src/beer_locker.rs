@@ -32,7 +32,7 @@ use url::Url;
 use crate::{
     config::{ConfigError, is_loopback_host},
     crypto::{random_bytes, random_id},
-    error::{Challenge, ErrorBody, ErrorCode, OAuthError, rfc_errors},
+    error::{ApiError, Challenge, ErrorCode, OAuthError, rfc_errors},
     startup::BodyLimit,
     state::Clock,
     store::{Store, StoreError, memory::MemoryStore, redis::RedisStore},
@@ -504,57 +504,6 @@ pub enum BeerTags {
     Discovery,
 }
 
-/// Every error of the beers API: an RFC 6749 §5.2 JSON body.
-#[derive(ApiResponse, Debug)]
-pub enum BeerError {
-    /// The body is not a valid beer (malformed JSON, unknown field, a field missing, too long
-    /// or out of range).
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// The access token is missing, expired, not from the trusted issuer, for another
-    /// audience, or otherwise invalid. `WWW-Authenticate` points to the RFC 9728 metadata.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// The access token lacks the scope this operation needs (`insufficient_scope`).
-    #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// No beer with this id in the caller's locker (another user's beer looks the same).
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// The locker is full.
-    #[oai(status = 409)]
-    Conflict(Json<ErrorBody>),
-    /// The body is larger than 16 KiB.
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ErrorBody>),
-    /// The body is not `application/json`.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ErrorBody>),
-    /// An unexpected condition; the details are in the server log, never in the response.
-    #[oai(status = 500)]
-    Internal(Json<ErrorBody>),
-    /// The store or the issuer's keys cannot be reached; retry after the given seconds.
-    #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
-}
-
-impl From<OAuthError> for BeerError {
-    fn from(err: OAuthError) -> Self {
-        let body = Json(err.body());
-        match err.status() {
-            403 => BeerError::Forbidden(body, String::new()),
-            404 => BeerError::NotFound(body),
-            409 => BeerError::Conflict(body),
-            413 => BeerError::PayloadTooLarge(body),
-            415 => BeerError::UnsupportedMediaType(body),
-            500 => BeerError::Internal(body),
-            503 => BeerError::Unavailable(body, "1".into()),
-            401 => BeerError::Unauthorized(body, err.www_authenticate().unwrap_or_default()),
-            _ => BeerError::BadRequest(body),
-        }
-    }
-}
-
 /// `POST /api/beers` result.
 #[derive(ApiResponse)]
 pub enum BeerCreated {
@@ -609,7 +558,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersWrite>,
         body: Json<BeerInput>,
-    ) -> Result<BeerCreated, BeerError> {
+    ) -> Result<BeerCreated, ApiError> {
         let beer = self
             .locker
             .add(&auth.sub, BeerDraft::parse(body.0)?)
@@ -628,7 +577,7 @@ impl BeersApi {
         tag = "BeerTags::Beers"
     )]
     #[tracing::instrument(skip_all, fields(sub = %auth.sub))]
-    async fn list(&self, auth: BearerAuth<BeersRead>) -> Result<BeerList, BeerError> {
+    async fn list(&self, auth: BearerAuth<BeersRead>) -> Result<BeerList, ApiError> {
         Ok(BeerList::Ok(Json(self.locker.list(&auth.sub).await?)))
     }
 
@@ -646,7 +595,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersRead>,
         beer_id: Path<String>,
-    ) -> Result<BeerFound, BeerError> {
+    ) -> Result<BeerFound, ApiError> {
         Ok(BeerFound::Ok(Json(
             self.locker.get(&auth.sub, &beer_id).await?,
         )))
@@ -668,7 +617,7 @@ impl BeersApi {
         auth: BearerAuth<BeersWrite>,
         beer_id: Path<String>,
         body: Json<BeerInput>,
-    ) -> Result<BeerFound, BeerError> {
+    ) -> Result<BeerFound, ApiError> {
         let draft = BeerDraft::parse(body.0)?;
         Ok(BeerFound::Ok(Json(
             self.locker.replace(&auth.sub, &beer_id, draft).await?,
@@ -689,7 +638,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersWrite>,
         beer_id: Path<String>,
-    ) -> Result<BeerDeleted, BeerError> {
+    ) -> Result<BeerDeleted, ApiError> {
         self.locker.remove(&auth.sub, &beer_id).await?;
         Ok(BeerDeleted::NoContent)
     }

@@ -227,8 +227,15 @@ impl OAuthError {
         self.status
     }
 
-    /// The `WWW-Authenticate` value, for a 401.
+    /// The `WWW-Authenticate` value, for a 401 or a 403 `insufficient_scope`.
     pub fn www_authenticate(&self) -> Option<String> {
+        if self.code == ErrorCode::InsufficientScope {
+            // RFC 6750 §3.1.
+            return Some(format!(
+                "Bearer realm=\"hallpass\", error=\"insufficient_scope\", error_description=\"{}\"",
+                self.description.replace(['"', '\\'], "'")
+            ));
+        }
         if self.status != 401 {
             return None;
         }
@@ -304,9 +311,13 @@ pub enum ApiError {
     /// Client or user authentication failed, or the access token is missing or invalid.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// The access token lacks a required scope.
+    /// Not allowed: the access token lacks a required scope (then `WWW-Authenticate` names
+    /// `insufficient_scope`), or the operation is closed.
     #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
+    Forbidden(
+        Json<ErrorBody>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
     /// No such resource, or it is not the caller's.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -332,7 +343,7 @@ impl From<OAuthError> for ApiError {
         let body = Json(err.body());
         match err.status {
             401 => ApiError::Unauthorized(body, err.www_authenticate().unwrap_or_default()),
-            403 => ApiError::Forbidden(body),
+            403 => ApiError::Forbidden(body, err.www_authenticate()),
             404 => ApiError::NotFound(body),
             409 => ApiError::Conflict(body),
             413 => ApiError::PayloadTooLarge(body),

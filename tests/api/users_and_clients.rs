@@ -410,7 +410,16 @@ async fn a_bearer_token_manages_clients_and_consents_only_with_the_manage_scope(
             } else {
                 req
             };
-            assert_oauth_error(req.send().await.unwrap(), 403, "insufficient_scope").await;
+            let resp = req.send().await.unwrap();
+            let www = resp.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                www.starts_with("Bearer") && www.contains("error=\"insufficient_scope\""),
+                "{www}"
+            );
+            assert_oauth_error(resp, 403, "insufficient_scope").await;
         }
         assert_eq!(
             app.me_status(&beers_token).await,
