@@ -92,24 +92,8 @@ async fn jwks_is_cacheable_has_an_etag_and_answers_304_when_unchanged() {
 #[tokio::test]
 async fn health_probes_answer_and_swagger_ui_and_the_spec_are_served() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get_status("/healthz").await, StatusCode::OK);
+    assert_eq!(app.get_status("/readyz").await, StatusCode::OK);
     let ui = app.http.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger"));

@@ -473,6 +473,21 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// Runs the code flow with `scope` (which must include `offline_access`) and returns
+    /// the refresh token.
+    pub async fn refresh_token_for(&self, client: &TestClient, scope: &str) -> String {
+        let body = self.tokens_with_refresh(client, scope).await;
+        body["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .to_string()
+    }
+
+    /// The status of `GET path`.
+    pub async fn get_status(&self, path: &str) -> StatusCode {
+        self.http.get(self.url(path)).send().await.unwrap().status()
+    }
+
     /// `grant_type=refresh_token` with HTTP Basic.
     pub async fn refresh(
         &self,

@@ -56,10 +56,7 @@ async fn twenty_parallel_refreshes_of_one_token_all_get_the_same_successor() {
     each_store(async |app: TestApp| {
         let app = Arc::new(app);
         let c = app.refreshing_client().await;
-        let rt = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let rt = app.refresh_token_for(&c, "offline_access").await;
 
         let tasks: Vec<_> = (0..20)
             .map(|_| {
@@ -90,10 +87,7 @@ async fn twenty_parallel_refreshes_of_one_token_all_get_the_same_successor() {
 async fn a_rotated_token_replayed_after_the_grace_window_revokes_the_whole_family() {
     each_store(async |app: TestApp| {
         let c = app.refreshing_client().await;
-        let rt1 = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let rt1 = app.refresh_token_for(&c, "offline_access").await;
         let second: Value = app.refresh(&c, &rt1, None).await.json().await.unwrap();
         let rt2 = second["refresh_token"].as_str().unwrap().to_string();
         let access2 = second["access_token"].as_str().unwrap().to_string();
@@ -116,10 +110,7 @@ async fn a_rotated_token_replayed_after_the_grace_window_revokes_the_whole_famil
 async fn a_retry_within_the_grace_window_gets_the_same_successor() {
     let app = spawn_app().await;
     let c = app.refreshing_client().await;
-    let rt1 = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt1 = app.refresh_token_for(&c, "offline_access").await;
     let a: Value = app.refresh(&c, &rt1, None).await.json().await.unwrap();
     app.clock.advance(29);
     let b: Value = app.refresh(&c, &rt1, None).await.json().await.unwrap();
@@ -134,12 +125,7 @@ async fn a_retry_within_the_grace_window_gets_the_same_successor() {
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let app = spawn_app().await;
     let c = app.refreshing_client().await;
-    let rt = app
-        .tokens_with_refresh(&c, "offline_access beers:read")
-        .await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt = app.refresh_token_for(&c, "offline_access beers:read").await;
     let wide = app.refresh(&c, &rt, Some("beers:read beers:write")).await;
     assert_oauth_error(wide, 400, "invalid_scope").await;
     let narrow: Value = app
@@ -160,10 +146,7 @@ async fn another_clients_refresh_token_and_garbage_are_invalid_grant() {
     each_store(async |app: TestApp| {
         let c = app.refreshing_client().await;
         let other = app.refreshing_client().await;
-        let rt = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let rt = app.refresh_token_for(&c, "offline_access").await;
         assert_oauth_error(app.refresh(&other, &rt, None).await, 400, "invalid_grant").await;
         assert_eq!(
             app.refresh(&c, &rt, None).await.status(),
@@ -192,17 +175,11 @@ async fn idle_and_absolute_lifetimes_end_a_family() {
     })
     .await;
     let c = app.refreshing_client().await;
-    let rt = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt = app.refresh_token_for(&c, "offline_access").await;
     app.clock.advance(1_001);
     assert_oauth_error(app.refresh(&c, &rt, None).await, 400, "invalid_grant").await;
 
-    let mut rt = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut rt = app.refresh_token_for(&c, "offline_access").await;
     for _ in 0..3 {
         app.clock.advance(800);
         let body: Value = app.refresh(&c, &rt, None).await.json().await.unwrap();
@@ -220,12 +197,7 @@ async fn idle_and_absolute_lifetimes_end_a_family() {
 async fn a_wrong_secret_for_a_real_family_neither_reveals_nor_revokes_it() {
     each_store(async |app: TestApp| {
         let c = app.refreshing_client().await;
-        let rt = app
-            .tokens_with_refresh(&c, "offline_access beers:read")
-            .await["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let rt = app.refresh_token_for(&c, "offline_access beers:read").await;
         let family = rt.split('.').next().unwrap();
         let forged = format!("{family}.{}", hallpass::crypto::random_token());
 
@@ -252,10 +224,7 @@ async fn a_wrong_secret_for_a_real_family_neither_reveals_nor_revokes_it() {
 async fn a_token_several_generations_old_is_recognised_as_reuse() {
     let app = spawn_app().await;
     let c = app.refreshing_client().await;
-    let rt1 = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt1 = app.refresh_token_for(&c, "offline_access").await;
     let rt2 = app
         .refresh(&c, &rt1, None)
         .await

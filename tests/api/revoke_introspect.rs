@@ -34,10 +34,7 @@ async fn an_active_access_token_introspects_with_its_claims() {
 async fn an_active_refresh_token_introspects_for_its_own_client_only() {
     let app = spawn_app().await;
     let c = app.refreshing_client().await;
-    let rt = app.tokens_with_refresh(&c, "offline_access").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt = app.refresh_token_for(&c, "offline_access").await;
     let i = app.introspect(&c, &rt).await;
     assert_eq!(i["active"], true);
     assert_eq!(i["token_type"], "refresh_token");

@@ -143,22 +143,12 @@ async fn an_unreachable_store_gives_503_temporarily_unavailable_with_retry_after
         .await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get_status("/readyz").await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     // What needs no store keeps working.
     assert_eq!(
-        app.http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get_status("/.well-known/jwks.json").await,
         StatusCode::OK
     );
 }
