@@ -144,6 +144,11 @@ pub struct ConfigArgs {
     #[arg(long, global = true, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub refresh_absolute_ttl: u64,
+    /// Rotate signing keys automatically every this many days (unset: only by `hallpass keys
+    /// rotate`). Needs a keys directory every instance can write.
+    #[arg(long, global = true, env = "HALLPASS_KEY_ROTATION_DAYS",
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub key_rotation_days: Option<u64>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, global = true, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
@@ -194,6 +199,8 @@ pub struct Config {
     pub refresh_idle_ttl: u64,
     /// Refresh-token absolute lifetime, seconds (`HALLPASS_REFRESH_ABSOLUTE_TTL`).
     pub refresh_absolute_ttl: u64,
+    /// Automatic key-rotation period, seconds (`HALLPASS_KEY_ROTATION_DAYS` × 86400).
+    pub key_rotation_secs: Option<u64>,
     /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
 }
@@ -242,6 +249,7 @@ impl Default for Config {
             refresh_grace: 30,
             refresh_idle_ttl: 1_209_600,
             refresh_absolute_ttl: 2_592_000,
+            key_rotation_secs: None,
             max_body_bytes: 65_536,
         }
     }
@@ -304,6 +312,7 @@ impl Config {
             refresh_grace: args.refresh_grace,
             refresh_idle_ttl: args.refresh_idle_ttl,
             refresh_absolute_ttl: args.refresh_absolute_ttl,
+            key_rotation_secs: args.key_rotation_days.map(|d| d * 86_400),
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
         })
     }

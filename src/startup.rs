@@ -22,6 +22,12 @@ use crate::{
 /// How often every instance re-reads the keys directory.
 pub const KEY_RELOAD_SECS: u64 = 10;
 
+/// How far ahead of signing a rotated key is published: one JWKS `max-age`, one reload
+/// interval for every instance to see the file, and a minute of margin for clock skew.
+pub fn rotation_lead(jwks_max_age: u64) -> u64 {
+    jwks_max_age + KEY_RELOAD_SECS + 60
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -151,6 +157,9 @@ impl Application {
                 tick.tick().await;
                 if let Err(e) = reloader.reload_keys() {
                     tracing::error!(error = %e, "reloading the keys directory failed; keeping the previous keys");
+                }
+                if let Err(e) = reloader.rotate_if_due().await {
+                    tracing::error!(error = %e, "scheduled key rotation failed; retrying at the next tick");
                 }
             }
         });

@@ -203,3 +203,52 @@ async fn two_instances_sharing_keys_and_store_agree_on_the_active_key() {
     assert_eq!(jwks_kids(&apps[0]).await, jwks_kids(&apps[1]).await);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// With `HALLPASS_KEY_ROTATION_DAYS`, instances rotate on schedule with no leader: exactly
+/// one of them makes the next key, published a lead time before the period ends.
+#[tokio::test]
+async fn scheduled_rotation_makes_exactly_one_next_key_among_several_instances() {
+    let dir = temp_dir();
+    let now = hallpass::state::SystemClock.now_secs();
+    KeySet::load_or_generate(&dir, SigningAlg::ES256, now - 10).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let period = 86_400;
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        let d = dir.clone();
+        let app = spawn_app_with_store(store.clone(), move |c| {
+            c.keys_dir = d;
+            c.key_rotation_secs = Some(period);
+        })
+        .await;
+        app.state.reload_keys().unwrap();
+        apps.push(app);
+    }
+    let lead = hallpass::startup::rotation_lead(apps[0].state.config.jwks_max_age);
+
+    for app in &apps {
+        assert_eq!(
+            app.state.rotate_if_due().await.unwrap(),
+            None,
+            "not due yet"
+        );
+        app.clock.advance(period - lead - 10 + 1);
+    }
+    let mut made = Vec::new();
+    for app in &apps {
+        made.extend(app.state.rotate_if_due().await.unwrap());
+    }
+    assert_eq!(made.len(), 1, "exactly one instance rotated: {made:?}");
+    for app in &apps {
+        app.state.reload_keys().unwrap();
+        assert_eq!(
+            app.state.rotate_if_due().await.unwrap(),
+            None,
+            "a next key is already waiting"
+        );
+        let keys = app.state.keys();
+        let next = keys.all().iter().find(|k| k.kid == made[0]).unwrap();
+        assert_eq!(keys.state_of(next, app.state.now(), 600), KeyState::Next);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
