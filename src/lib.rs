@@ -21,6 +21,7 @@
 //! - [`token`]: access-token claims, signing and strict verification.
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
+//! - [`metrics`]: Prometheus counters at `/metrics`.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme).
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
@@ -36,6 +37,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod startup;
 pub mod state;

@@ -55,7 +55,12 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .nest("/docs", ui)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml);
-    web::mount(route).with(BodyLimit(limit)).data(state)
+    let route = route.at("/metrics", poem::get(crate::metrics::metrics));
+    let count = crate::metrics::CountRequests(state.clone());
+    web::mount(route)
+        .with(BodyLimit(limit))
+        .with(count)
+        .data(state)
 }
 
 /// Rejects bodies larger than the limit with 413 (by `Content-Length` at once, and by counting

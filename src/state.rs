@@ -84,6 +84,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// HMAC key of session cookies and pending authorization requests.
     pub session_key: Arc<ring::hmac::Key>,
+    /// Prometheus counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +112,7 @@ impl AppState {
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             clock,
             passwords,
+            metrics: Arc::default(),
             session_key: Arc::new(ring::hmac::Key::new(
                 ring::hmac::HMAC_SHA256,
                 session_secret,

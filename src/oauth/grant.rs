@@ -66,8 +66,9 @@ pub async fn token(
 ) -> Result<Issued, OAuthError> {
     let grant_type = req
         .grant_type
-        .as_deref()
+        .clone()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let grant_type = grant_type.as_str();
     if !matches!(
         grant_type,
         "authorization_code" | "client_credentials" | "refresh_token"
@@ -85,11 +86,13 @@ pub async fn token(
             format!("this client is not registered for the {grant_type} grant"),
         ));
     }
-    match grant_type {
+    let issued = match grant_type {
         "authorization_code" => authorization_code(state, &client, req).await,
         "refresh_token" => refresh_token(state, &client, req).await,
         _ => client_credentials(state, &client, req),
-    }
+    }?;
+    state.metrics.token_issued(grant_type);
+    Ok(issued)
 }
 
 async fn authorization_code(

@@ -257,6 +257,7 @@ pub async fn redeem(
             }
         }
         tracing::warn!(family = %family_id, client_id = %client.client_id, "refresh token reuse detected; revoking the family");
+        state.metrics.refresh_reuse();
         revoke_family(state, family_id).await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token was already used; the session has been revoked",

@@ -118,3 +118,55 @@ async fn health_probes_answer_and_swagger_ui_and_the_spec_are_served() {
         .unwrap();
     assert!(yaml.contains("operationId: token"));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_keys_in_prometheus_format() {
+    let app = spawn_app().await;
+    let c = app
+        .client_with(serde_json::json!({"client_name": "M", "grant_types": ["client_credentials"]}))
+        .await;
+    let basic = Some((c.client_id.as_str(), c.client_secret.as_deref().unwrap()));
+    for _ in 0..3 {
+        app.post_token(&[("grant_type", "client_credentials")], basic)
+            .await;
+    }
+    app.post_token(&[("grant_type", "nope")], basic).await;
+    for i in 0..20 {
+        app.get_status(&format!("/random/{i}")).await;
+    }
+
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("hallpass_tokens_issued_total{grant_type=\"client_credentials\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "hallpass_http_requests_total{endpoint=\"/oauth2/token\",status=\"2xx\"} 3\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "hallpass_http_requests_total{endpoint=\"/oauth2/token\",status=\"4xx\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("hallpass_http_requests_total{endpoint=\"other\",status=\"4xx\"} 20\n"),
+        "random paths share one series: {text}"
+    );
+    assert!(
+        text.contains("hallpass_signing_keys{state=\"active\"} 1\n"),
+        "{text}"
+    );
+    assert!(!text.contains(&c.client_secret.clone().unwrap()));
+}
