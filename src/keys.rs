@@ -187,7 +187,7 @@ impl SigningKey {
                 decoding,
             });
         }
-        Err("not a PKCS#8 P-256, Ed25519 or RSA private key".into())
+        Err("not a PKCS#8 P-256, Ed25519 or RSA (2048 bits or more) private key; convert a SEC1 or PKCS#1 key with `openssl pkcs8 -topk8 -nocrypt -in old.pem -out new.pem`".into())
     }
 
     /// Generates a new key of `alg` and returns it with its PKCS#8 DER encoding.
@@ -475,8 +475,11 @@ impl KeySet {
     }
 }
 
+/// The longest access-token lifetime the configuration allows (`HALLPASS_ACCESS_TOKEN_TTL`).
+pub const MAX_TOKEN_LIFETIME: u64 = 86_400;
+
 /// Creates the next key of `alg`, signing from `now + lead`, and deletes the files of keys
-/// retired at `now`. `lead` must be at least the JWKS `max-age`.
+/// retired by hand, or superseded longer ago than [`MAX_TOKEN_LIFETIME`]. `lead` must be at least the JWKS `max-age`.
 pub fn rotate(
     dir: &Path,
     alg: SigningAlg,
@@ -485,8 +488,11 @@ pub fn rotate(
     token_lifetime: u64,
 ) -> Result<SigningKey, KeyError> {
     let set = KeySet::load(dir)?;
+    // Files are deleted only once no token any configuration could have issued is alive:
+    // the command may run with another HALLPASS_ACCESS_TOKEN_TTL than the servers.
+    let lifetime = token_lifetime.max(MAX_TOKEN_LIFETIME);
     for k in set.all() {
-        if set.state_of(k, now, token_lifetime) == KeyState::Retired {
+        if set.state_of(k, now, lifetime) == KeyState::Retired {
             for ext in ["pem", "json"] {
                 let path = dir.join(format!("{}.{ext}", k.kid));
                 match fs::remove_file(&path) {

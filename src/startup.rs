@@ -120,6 +120,24 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
+/// A loopback issuer whose port is not the bound one sends every client to the wrong place.
+fn warn_if_issuer_misses_bind(config: &Config) {
+    let Ok(issuer) = url::Url::parse(&config.issuer) else {
+        return;
+    };
+    let issuer_port = issuer.port_or_known_default();
+    if crate::config::is_loopback_host(&issuer)
+        && config.bind.port() != 0
+        && issuer_port != Some(config.bind.port())
+    {
+        tracing::warn!(
+            issuer = %config.issuer,
+            bind = %config.bind,
+            "HALLPASS_ISSUER points at another port than HALLPASS_BIND: tokens and metadata will name the issuer's port; set both"
+        );
+    }
+}
+
 /// The store `config` names: Redis when `REDIS_URL` is set, else memory (with a warning).
 pub fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     Ok(match &config.redis_url {
@@ -145,6 +163,27 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = build_store(&config)?;
+        if let Some(url) = config
+            .redis_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+        {
+            // Host and port only: the URL may carry a password.
+            let at = format!(
+                "{}:{}",
+                url.host_str().unwrap_or("unix socket"),
+                url.port().unwrap_or(6379)
+            );
+            match store.ping().await {
+                Ok(()) => {
+                    tracing::info!(redis = %at, prefix = %config.redis_prefix, "store: Redis, reachable")
+                }
+                Err(_) => {
+                    tracing::warn!(redis = %at, "store: Redis NOT reachable yet; requests that need it get 503 until it is")
+                }
+            }
+        }
+        warn_if_issuer_misses_bind(&config);
         let (keys, generated) =
             KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
         if generated {

@@ -20,7 +20,11 @@ const PREFETCH_ATTEMPTS: u32 = 15;
 
 /// Beer Locker: the tutorial's protected beer API, verifying Hallpass access tokens offline.
 #[derive(Parser)]
-#[command(name = "beer-locker", version, about)]
+#[command(
+    name = "beer-locker",
+    version,
+    about = "The beer locker: the tutorial's beer API as a resource server that trusts only the JWKS of its Hallpass issuer."
+)]
 struct Cli {
     #[command(flatten)]
     args: BeerLockerArgs,

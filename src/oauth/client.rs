@@ -50,6 +50,8 @@ impl AuthMethod {
 
 /// Grant types a client may register.
 pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// The scope that asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
 /// Most clients one user may own.
 pub const MAX_CLIENTS_PER_USER: usize = 100;
 /// Most redirect URIs one client may register.
@@ -227,13 +229,13 @@ pub async fn register(
     }
     let offered = Scope::from_tokens(state.config.scopes.iter().map(|s| s.name.as_str()));
     // By default a client may ask for every offered scope except the management one, which
-    // must be registered on purpose.
+    // must be registered on purpose, and offline_access, which means nothing without the
+    // refresh_token grant.
     let scope = match reg.scope.as_deref() {
-        None => Scope::from_tokens(
-            offered
-                .iter()
-                .filter(|s| *s != crate::oauth::users::MANAGE_SCOPE),
-        ),
+        None => Scope::from_tokens(offered.iter().filter(|s| {
+            *s != crate::oauth::users::MANAGE_SCOPE
+                && (*s != OFFLINE_ACCESS || has("refresh_token"))
+        })),
         Some(raw) => Scope::parse(raw)
             .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
     };
@@ -241,6 +243,11 @@ pub async fn register(
         return Err(metadata_error(format!(
             "scope may only contain offered scopes: {offered}"
         )));
+    }
+    if scope.contains(OFFLINE_ACCESS) && !has("refresh_token") {
+        return Err(metadata_error(
+            "offline_access needs the refresh_token grant: add it to grant_types",
+        ));
     }
     if state.store.set_members(&owner_key(&owner.id)).await?.len() >= MAX_CLIENTS_PER_USER {
         return Err(OAuthError::new(

@@ -111,7 +111,11 @@ async fn a_key_walks_through_every_state_while_old_and_new_tokens_keep_verifying
     assert_eq!(app.introspect(&c, &token_b2).await["active"], true);
 
     // The next rotation deletes the retired key's files.
+    // Its files stay until no token of any configured lifetime (at most a day) can be alive.
     keys::rotate(&dir, SigningAlg::ES256, app.state.now(), max_age + 70, ttl).unwrap();
+    assert!(dir.join(format!("{a}.pem")).exists());
+    let a_day_later = app.state.now() + keys::MAX_TOKEN_LIFETIME;
+    keys::rotate(&dir, SigningAlg::ES256, a_day_later, max_age + 70, ttl).unwrap();
     assert!(!dir.join(format!("{a}.pem")).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

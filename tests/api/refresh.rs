@@ -43,11 +43,28 @@ async fn no_refresh_token_without_offline_access_or_without_the_grant() {
     let c = app.refreshing_client().await;
     let plain = app.tokens_with_refresh(&c, "beers:read").await;
     assert!(plain.get("refresh_token").is_none());
+    // A client without the refresh_token grant is not offered offline_access at all, so the
+    // consent page never promises what the token response would not deliver.
     let no_grant = app.confidential_client().await;
-    let resp = app.tokens_with_refresh(&no_grant, "offline_access").await;
-    assert!(resp.get("refresh_token").is_none());
+    let resp = app
+        .get_authorize(
+            &app.authorize_query(&no_grant, &[("scope", "offline_access")]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::query_params(&crate::helpers::location(&resp))["error"],
+        "invalid_scope"
+    );
     let refused = app.refresh(&no_grant, "anything.here", None).await;
     assert_oauth_error(refused, 400, "unauthorized_client").await;
+    let explicit = app
+        .post_client(
+            &no_grant.owner,
+            &serde_json::json!({"client_name": "X", "redirect_uris": ["https://x.example/cb"], "scope": "offline_access"}),
+        )
+        .await;
+    assert_oauth_error(explicit, 400, "invalid_client_metadata").await;
 }
 
 /// Two tabs or a retried request: every parallel refresh succeeds with the same successor.
