@@ -80,9 +80,7 @@ async fn consents_are_listed_and_withdrawing_one_asks_again_and_revokes_refresh_
         let rt = tokens["refresh_token"].as_str().unwrap().to_string();
         let owner = &c.owner;
         let list: Value = app
-            .http
-            .get(app.url("/api/consents"))
-            .basic_auth(&owner.username, Some(&owner.password))
+            .as_user(reqwest::Method::GET, "/api/consents", owner)
             .send()
             .await
             .unwrap()
@@ -95,9 +93,11 @@ async fn consents_are_listed_and_withdrawing_one_asks_again_and_revokes_refresh_
         assert_eq!(list[0]["scope"], "beers:read offline_access");
 
         let del = app
-            .http
-            .delete(app.url(&format!("/api/consents/{}", c.client_id)))
-            .basic_auth(&owner.username, Some(&owner.password))
+            .as_user(
+                reqwest::Method::DELETE,
+                format!("/api/consents/{}", c.client_id),
+                owner,
+            )
             .send()
             .await
             .unwrap();
@@ -113,9 +113,11 @@ async fn consents_are_listed_and_withdrawing_one_asks_again_and_revokes_refresh_
             .await;
         assert_eq!(page.status(), StatusCode::OK, "asked again");
         let again = app
-            .http
-            .delete(app.url(&format!("/api/consents/{}", c.client_id)))
-            .basic_auth(&owner.username, Some(&owner.password))
+            .as_user(
+                reqwest::Method::DELETE,
+                format!("/api/consents/{}", c.client_id),
+                owner,
+            )
             .send()
             .await
             .unwrap();
@@ -133,9 +135,7 @@ async fn consents_need_authentication_and_are_per_user() {
     assert_oauth_error(anon, 401, "invalid_token").await;
     let other = app.user().await;
     let list: Value = app
-        .http
-        .get(app.url("/api/consents"))
-        .basic_auth(&other.username, Some(&other.password))
+        .as_user(reqwest::Method::GET, "/api/consents", &other)
         .send()
         .await
         .unwrap()

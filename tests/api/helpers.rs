@@ -483,6 +483,18 @@ impl TestApp {
             .to_string()
     }
 
+    /// A request to `path` as `user`, with HTTP Basic.
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: impl AsRef<str>,
+        user: &TestUser,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path.as_ref()))
+            .basic_auth(&user.username, Some(&user.password))
+    }
+
     /// The status of `GET path`.
     pub async fn get_status(&self, path: &str) -> StatusCode {
         self.http.get(self.url(path)).send().await.unwrap().status()

@@ -216,9 +216,7 @@ async fn the_server_recovers_by_itself_when_redis_comes_back() {
     let recovered = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let r = app
-                .http
-                .get(app.url("/api/users/me"))
-                .basic_auth(&before.username, Some(&before.password))
+                .as_user(reqwest::Method::GET, "/api/users/me", &before)
                 .send()
                 .await
                 .unwrap();

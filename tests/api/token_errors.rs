@@ -371,9 +371,11 @@ async fn a_deleted_client_cannot_redeem_its_codes() {
     let c = app.confidential_client().await;
     let code = app.code_for(&c, &[]).await;
     let del = app
-        .http
-        .delete(app.url(&format!("/api/clients/{}", c.client_id)))
-        .basic_auth(&c.owner.username, Some(&c.owner.password))
+        .as_user(
+            reqwest::Method::DELETE,
+            format!("/api/clients/{}", c.client_id),
+            &c.owner,
+        )
         .send()
         .await
         .unwrap();

@@ -104,9 +104,7 @@ async fn users_me_accepts_basic_and_refuses_bad_credentials_with_401() {
     each_store(async |app: TestApp| {
         let user = app.user().await;
         let me = app
-            .http
-            .get(app.url("/api/users/me"))
-            .basic_auth(&user.username, Some(&user.password))
+            .as_user(reqwest::Method::GET, "/api/users/me", &user)
             .send()
             .await
             .unwrap();
@@ -175,10 +173,7 @@ async fn a_client_registration_returns_the_secret_once_and_listing_never_shows_i
         assert_eq!(c["scope"], "beers:read");
         assert_eq!(c["client_secret"].as_str().unwrap().len(), 43, "256 bits, base64url");
 
-        let list: Value = app
-            .http
-            .get(app.url("/api/clients"))
-            .basic_auth(&user.username, Some(&user.password))
+        let list: Value = app.as_user(reqwest::Method::GET, "/api/clients", &user)
             .send()
             .await
             .unwrap()
@@ -188,10 +183,7 @@ async fn a_client_registration_returns_the_secret_once_and_listing_never_shows_i
         assert_eq!(list.as_array().unwrap().len(), 1);
         assert_eq!(list[0]["client_id"], c["client_id"]);
         assert!(list[0].get("client_secret").is_none());
-        let one: Value = app
-            .http
-            .get(app.url(&format!("/api/clients/{}", c["client_id"].as_str().unwrap())))
-            .basic_auth(&user.username, Some(&user.password))
+        let one: Value = app.as_user(reqwest::Method::GET, format!("/api/clients/{}", c["client_id"].as_str().unwrap()), &user)
             .send()
             .await
             .unwrap()
@@ -311,9 +303,7 @@ async fn another_user_gets_404_for_every_operation_on_my_client() {
         assert_eq!(list, json!([]));
         // Still there for its owner.
         let own = app
-            .http
-            .get(app.url(&path))
-            .basic_auth(&mine.owner.username, Some(&mine.owner.password))
+            .as_user(reqwest::Method::GET, &path, &mine.owner)
             .send()
             .await
             .unwrap();
@@ -330,9 +320,11 @@ async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_workin
             .await;
         let old = c.client_secret.clone().unwrap();
         let rotated: Value = app
-            .http
-            .post(app.url(&format!("/api/clients/{}/secret", c.client_id)))
-            .basic_auth(&c.owner.username, Some(&c.owner.password))
+            .as_user(
+                reqwest::Method::POST,
+                format!("/api/clients/{}/secret", c.client_id),
+                &c.owner,
+            )
             .send()
             .await
             .unwrap()
@@ -365,17 +357,13 @@ async fn deleting_a_client_removes_it_and_its_authorize_requests_get_the_error_p
     let c = app.confidential_client().await;
     let path = format!("/api/clients/{}", c.client_id);
     let del = app
-        .http
-        .delete(app.url(&path))
-        .basic_auth(&c.owner.username, Some(&c.owner.password))
+        .as_user(reqwest::Method::DELETE, &path, &c.owner)
         .send()
         .await
         .unwrap();
     assert_eq!(del.status(), StatusCode::NO_CONTENT);
     let again = app
-        .http
-        .delete(app.url(&path))
-        .basic_auth(&c.owner.username, Some(&c.owner.password))
+        .as_user(reqwest::Method::DELETE, &path, &c.owner)
         .send()
         .await
         .unwrap();
