@@ -121,45 +121,29 @@ impl SigningKey {
                 return Err("unexpected P-256 public key encoding".into());
             }
             let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
-            let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-            let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
-            let jwk =
-                json!({"kty":"EC","crv":"P-256","x":x,"y":y,"kid":kid,"use":"sig","alg":"ES256"});
-            let meta = KeyMeta {
-                alg: SigningAlg::ES256,
+            let members = json!({"crv": "P-256", "kty": "EC", "x": x, "y": y});
+            return Ok(Self::assemble(
+                SigningAlg::ES256,
+                Signer::Ecdsa(kp),
+                members,
+                decoding,
                 created_at,
                 not_before,
-                retired_at: None,
-            };
-            return Ok(Self {
-                kid,
-                meta,
-                jwk,
-                signer: Signer::Ecdsa(kp),
-                decoding,
-            });
+            ));
         }
         if let Ok(kp) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             let x = b64(kp.public_key().as_ref());
-            let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-            let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
-            let jwk =
-                json!({"kty":"OKP","crv":"Ed25519","x":x,"kid":kid,"use":"sig","alg":"EdDSA"});
-            let meta = KeyMeta {
-                alg: SigningAlg::EdDSA,
+            let members = json!({"crv": "Ed25519", "kty": "OKP", "x": x});
+            return Ok(Self::assemble(
+                SigningAlg::EdDSA,
+                Signer::Ed25519(kp),
+                members,
+                decoding,
                 created_at,
                 not_before,
-                retired_at: None,
-            };
-            return Ok(Self {
-                kid,
-                meta,
-                jwk,
-                signer: Signer::Ed25519(kp),
-                decoding,
-            });
+            ));
         }
         if let Ok(kp) = RsaKeyPair::from_pkcs8(der) {
             use rsa::{pkcs8::DecodePrivateKey, traits::PublicKeyParts};
@@ -169,25 +153,50 @@ impl SigningKey {
             let parsed = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| e.to_string())?;
             let n = b64(&parsed.n().to_bytes_be());
             let e = b64(&parsed.e().to_bytes_be());
-            let thumb = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-            let kid = sha256_b64(thumb.as_bytes());
             let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
-            let jwk = json!({"kty":"RSA","n":n,"e":e,"kid":kid,"use":"sig","alg":"RS256"});
-            let meta = KeyMeta {
-                alg: SigningAlg::RS256,
+            let members = json!({"e": e, "kty": "RSA", "n": n});
+            return Ok(Self::assemble(
+                SigningAlg::RS256,
+                Signer::Rsa(kp),
+                members,
+                decoding,
                 created_at,
                 not_before,
-                retired_at: None,
-            };
-            return Ok(Self {
-                kid,
-                meta,
-                jwk,
-                signer: Signer::Rsa(kp),
-                decoding,
-            });
+            ));
         }
         Err("not a PKCS#8 P-256, Ed25519 or RSA (2048 bits or more) private key; convert a SEC1 or PKCS#1 key with `openssl pkcs8 -topk8 -nocrypt -in old.pem -out new.pem`".into())
+    }
+
+    /// Builds the key from its public JWK `members` (RFC 7638 §3.2: the required members,
+    /// written in lexicographic order, so their compact JSON is the thumbprint input).
+    fn assemble(
+        alg: SigningAlg,
+        signer: Signer,
+        members: Value,
+        decoding: DecodingKey,
+        created_at: u64,
+        not_before: u64,
+    ) -> Self {
+        let kid = sha256_b64(members.to_string().as_bytes());
+        let mut jwk = members;
+        if let Some(obj) = jwk.as_object_mut() {
+            obj.insert("kid".into(), kid.clone().into());
+            obj.insert("use".into(), "sig".into());
+            obj.insert("alg".into(), alg.as_str().into());
+        }
+        let meta = KeyMeta {
+            alg,
+            created_at,
+            not_before,
+            retired_at: None,
+        };
+        Self {
+            kid,
+            meta,
+            jwk,
+            signer,
+            decoding,
+        }
     }
 
     /// Generates a new key of `alg` and returns it with its PKCS#8 DER encoding.
@@ -615,6 +624,23 @@ mod tests {
             assert_eq!(back.meta.alg, alg);
             assert_eq!(back.jwk()["kid"], key.kid.as_str());
         }
+    }
+
+    #[test]
+    fn an_ed25519_key_gets_the_rfc8037_thumbprint_as_kid() {
+        // RFC 8037 appendix A: the seed, wrapped in PKCS#8 v1, and its public key's thumbprint.
+        let seed = crate::crypto::unb64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed);
+        let key = SigningKey::from_pkcs8(&der, 1, 1).unwrap();
+        assert_eq!(
+            key.jwk()["x"],
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        );
+        assert_eq!(key.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
     }
 
     #[test]
