@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
+    api::discovery::Health,
     config::{ConfigError, is_loopback_host},
     crypto::{random_bytes, random_id},
     error::{ApiError, Challenge, ErrorCode, OAuthError, rfc_errors},
@@ -670,13 +671,6 @@ pub enum MetadataResponse {
         Json<ProtectedResourceMetadata>,
         #[oai(header = "Cache-Control")] String,
     ),
-}
-
-/// Probe result.
-#[derive(Object, Debug)]
-pub struct Health {
-    /// Always `ok`.
-    pub status: String,
 }
 
 /// Probe response.
