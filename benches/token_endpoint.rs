@@ -23,8 +23,9 @@ use hallpass::{
     crypto::Passwords,
     keys::{KeySet, SigningKey},
     oauth::{client, users},
-    state::{AppState, Clock, SystemClock},
+    state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
+    time::{Clock, SystemClock},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -14,7 +14,7 @@ use std::{
 use hallpass::{
     config::SigningAlg,
     keys::SigningKey,
-    state::{Clock, SystemClock},
+    time::{Clock, SystemClock},
     verify::Verifier,
 };
 use poem::{

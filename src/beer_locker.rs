@@ -31,12 +31,13 @@ use url::Url;
 
 use crate::{
     api::discovery::Health,
-    config::{ConfigError, is_loopback_host},
+    config::ConfigError,
     crypto::{random_bytes, random_id},
     error::{ApiError, Challenge, ErrorCode, OAuthError, rfc_errors},
     startup::BodyLimit,
-    state::Clock,
     store::{Store, StoreError, memory::MemoryStore, redis::RedisStore},
+    time::Clock,
+    uri::is_loopback_host,
     verify::{BearerAuth, BuildError, RequiredScopes, Verifier},
 };
 

@@ -10,6 +10,8 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::ValueEnum;
 use url::Url;
 
+use crate::uri::is_loopback_host;
+
 /// The scopes offered when `HALLPASS_SCOPES` is not set.
 pub const DEFAULT_SCOPES: &str = "openid=Sign you in with your Hallpass account,\
 profile=See your username,\
@@ -350,16 +352,6 @@ pub fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
         _ => return Err(ConfigError(format!("{fix}; got {raw:?}"))),
     }
     Ok(raw.trim_end_matches('/').to_string())
-}
-
-/// Whether a URL's host is a loopback address or `localhost` (RFC 8252 §7.3).
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// Whether a string is a valid scope token (RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E).

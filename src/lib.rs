@@ -36,6 +36,7 @@ pub mod beer_locker;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod error_code;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
@@ -43,7 +44,9 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod token;
+pub mod uri;
 pub mod verify;
 pub mod web;
 

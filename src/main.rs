@@ -10,7 +10,7 @@ use hallpass::{
     Application,
     config::{Config, ConfigArgs},
     keys::{KeySet, SigningKey},
-    state::{Clock, SystemClock},
+    time::{Clock, SystemClock},
 };
 
 /// Hallpass: an OAuth 2.0 authorization server issuing JWT access tokens.

@@ -14,8 +14,9 @@ use crate::{
     crypto::{Passwords, random_bytes},
     error::{Challenge, OAuthError, rfc_errors},
     keys::KeySet,
-    state::{AppState, Clock, SystemClock},
+    state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
+    time::{Clock, SystemClock},
     web,
 };
 
@@ -126,7 +127,7 @@ fn warn_if_issuer_misses_bind(config: &Config) {
         return;
     };
     let issuer_port = issuer.port_or_known_default();
-    if crate::config::is_loopback_host(&issuer)
+    if crate::uri::is_loopback_host(&issuer)
         && config.bind.port() != 0
         && issuer_port != Some(config.bind.port())
     {

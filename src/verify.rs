@@ -66,9 +66,9 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::{
-    config::is_loopback_host,
     error::{ErrorBody, ErrorCode, SERVER_ERROR_DESCRIPTION},
-    state::{Clock, SystemClock},
+    time::{Clock, SystemClock},
+    uri::is_loopback_host,
 };
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat` unless [`VerifierBuilder::leeway`] says

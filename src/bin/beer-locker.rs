@@ -12,7 +12,7 @@ use std::{io::Write, process::ExitCode, sync::Arc, time::Duration};
 use clap::Parser;
 use hallpass::{
     beer_locker::{BeerLockerArgs, BeerLockerConfig, BeerLockerServer},
-    state::SystemClock,
+    time::SystemClock,
 };
 
 /// Start-up attempts to fetch the issuer's keys (about a minute in all).

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
-    config::is_loopback_host,
     crypto::{ct_eq, random_id, random_token, sha256_b64},
     error::{ErrorCode, OAuthError},
     oauth::{scope::Scope, users::User},
     state::AppState,
     store::StoreJson,
+    uri::is_loopback_host,
 };
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).

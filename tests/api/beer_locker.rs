@@ -14,8 +14,8 @@ use hallpass::{
     beer_locker::{BeerLockerConfig, BeerLockerServer, MAX_BEERS},
     config::SigningAlg,
     keys::{self, KeySet, SigningKey},
-    state::Clock,
     store::{Store, memory::MemoryStore, redis::RedisStore},
+    time::Clock,
 };
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};

@@ -9,8 +9,9 @@ use hallpass::{
     config::Config,
     crypto::Passwords,
     keys::{KeySet, SigningKey},
-    state::{AppState, Clock, MockClock},
+    state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
+    time::{Clock, MockClock},
 };
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};

@@ -179,7 +179,7 @@ async fn a_retired_key_leaves_the_jwks_at_once_and_its_tokens_stop_verifying() {
 #[tokio::test]
 async fn two_instances_sharing_keys_and_store_agree_on_the_active_key() {
     let dir = temp_dir();
-    let now = hallpass::state::SystemClock.now_secs();
+    let now = hallpass::time::SystemClock.now_secs();
     KeySet::load_or_generate(&dir, SigningAlg::ES256, now - 10).unwrap();
     keys::rotate(&dir, SigningAlg::ES256, now - 400, 300, 600).unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -213,7 +213,7 @@ async fn two_instances_sharing_keys_and_store_agree_on_the_active_key() {
 #[tokio::test]
 async fn scheduled_rotation_makes_exactly_one_next_key_among_several_instances() {
     let dir = temp_dir();
-    let now = hallpass::state::SystemClock.now_secs();
+    let now = hallpass::time::SystemClock.now_secs();
     KeySet::load_or_generate(&dir, SigningAlg::ES256, now - 10).unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let period = 86_400;

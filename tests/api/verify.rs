@@ -11,7 +11,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hallpass::{
     config::SigningAlg,
     keys::SigningKey,
-    state::{Clock, MockClock},
+    time::{Clock, MockClock},
     verify::{Verifier, VerifyError},
 };
 use poem::{
