@@ -332,7 +332,7 @@ impl BeerLocker {
     }
 
     fn key(owner: &str) -> String {
-        format!("locker:{owner}")
+        crate::store::schema::locker(owner)
     }
 
     async fn load(&self, owner: &str) -> Result<LockerDoc, OAuthError> {

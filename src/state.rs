@@ -114,7 +114,7 @@ impl AppState {
         if next_waiting || now + lead < active.meta.not_before + period {
             return Ok(None);
         }
-        let claim = format!("keyrotation:{}", active.kid);
+        let claim = crate::store::schema::key_rotation(&active.kid);
         if !self
             .store
             .put_new(&claim, b"1", Some(std::time::Duration::from_secs(lead)))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
-    crypto::{random_id, random_token, sha256_b64},
+    crypto::{random_id, random_token},
     error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
@@ -21,11 +21,11 @@ use crate::{
         session::{self, Session},
     },
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
 };
 
 /// How long the consent page may stay open before its form expires.
-pub const PENDING_TTL: u64 = 600;
+pub const PENDING_TTL: u64 = schema::CONSENT_TTL.as_secs();
 
 /// A validated authorization request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -407,11 +407,6 @@ pub struct CodeGrant {
     pub exp: u64,
 }
 
-/// The store key of a code: only its hash is ever stored.
-pub fn code_key(code: &str) -> String {
-    format!("code:{}", sha256_b64(code.as_bytes()))
-}
-
 /// Issues a code for an approved request and returns the redirect that carries it.
 pub async fn issue_code(
     state: &AppState,
@@ -428,7 +423,7 @@ pub async fn issue_code(
     state
         .store
         .put_json(
-            &code_key(&code),
+            &schema::code(&code),
             &grant,
             Some(Duration::from_secs(state.config.code_ttl)),
         )
@@ -456,10 +451,13 @@ pub async fn decide(
         return Ok(Decision::Refused);
     }
     // Single use: the first decision wins; a replayed form is refused.
-    let used = format!("consent_used:{}", pending.id);
     if !state
         .store
-        .put_new(&used, b"1", Some(Duration::from_secs(PENDING_TTL)))
+        .put_new(
+            &schema::consent_used(&pending.id),
+            b"1",
+            Some(schema::CONSENT_TTL),
+        )
         .await?
     {
         return Ok(Decision::Refused);

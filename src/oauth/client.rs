@@ -12,7 +12,7 @@ use crate::{
     error::{ErrorCode, OAuthError},
     oauth::{scope::Scope, users::User},
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
     uri::is_loopback_host,
 };
 
@@ -110,14 +110,6 @@ pub struct Registration {
     pub token_endpoint_auth_method: Option<String>,
     /// `scope`.
     pub scope: Option<String>,
-}
-
-fn client_key(id: &str) -> String {
-    format!("client:{id}")
-}
-
-fn owner_key(owner: &str) -> String {
-    format!("owner_clients:{owner}")
 }
 
 fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
@@ -249,7 +241,13 @@ pub async fn register(
             "offline_access needs the refresh_token grant: add it to grant_types",
         ));
     }
-    if state.store.set_members(&owner_key(&owner.id)).await?.len() >= MAX_CLIENTS_PER_USER {
+    if state
+        .store
+        .set_members(&schema::owner_clients(&owner.id))
+        .await?
+        .len()
+        >= MAX_CLIENTS_PER_USER
+    {
         return Err(OAuthError::new(
             ErrorCode::Conflict,
             format!("a user may own at most {MAX_CLIENTS_PER_USER} clients; delete one first"),
@@ -269,11 +267,11 @@ pub async fn register(
     };
     state
         .store
-        .put_json(&client_key(&client.client_id), &client, None)
+        .put_json(&schema::client(&client.client_id), &client, None)
         .await?;
     state
         .store
-        .set_add(&owner_key(&owner.id), &client.client_id)
+        .set_add(&schema::owner_clients(&owner.id), &client.client_id)
         .await?;
     tracing::info!(client_id = %client.client_id, "client registered");
     Ok((client, secret))
@@ -286,7 +284,7 @@ pub async fn get(state: &AppState, client_id: &str) -> Result<Option<Client>, OA
     }
     Ok(state
         .store
-        .get_json::<Client>(&client_key(client_id))
+        .get_json::<Client>(&schema::client(client_id))
         .await?)
 }
 
@@ -305,7 +303,11 @@ pub async fn get_owned(
 /// The owner's clients.
 pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthError> {
     let mut out = Vec::new();
-    for id in state.store.set_members(&owner_key(&owner.id)).await? {
+    for id in state
+        .store
+        .set_members(&schema::owner_clients(&owner.id))
+        .await?
+    {
         if let Some(c) = get(state, &id).await?.filter(|c| c.owner == owner.id) {
             out.push(c);
         }
@@ -322,10 +324,13 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
     let client = get_owned(state, owner, client_id).await?;
-    state.store.delete(&client_key(&client.client_id)).await?;
     state
         .store
-        .set_remove(&owner_key(&owner.id), &client.client_id)
+        .delete(&schema::client(&client.client_id))
+        .await?;
+    state
+        .store
+        .set_remove(&schema::owner_clients(&owner.id), &client.client_id)
         .await?;
     tracing::info!("client deleted");
     Ok(())
@@ -348,7 +353,7 @@ pub async fn rotate_secret(
     client.secret_hash = Some(sha256_b64(secret.as_bytes()));
     state
         .store
-        .put_json(&client_key(&client.client_id), &client, None)
+        .put_json(&schema::client(&client.client_id), &client, None)
         .await?;
     tracing::info!("client secret rotated");
     Ok((client, secret))

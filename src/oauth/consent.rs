@@ -7,7 +7,7 @@ use crate::{
     error::OAuthError,
     oauth::{client, refresh, scope::Scope, users::User},
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
 };
 
 /// A stored grant.
@@ -21,14 +21,6 @@ pub struct Grant {
     pub granted_at: u64,
 }
 
-fn key(sub: &str, client_id: &str) -> String {
-    format!("consent:{sub}:{client_id}")
-}
-
-fn index(sub: &str) -> String {
-    format!("consents:{sub}")
-}
-
 /// Whether `sub` already granted `client_id` every scope in `scope`.
 pub async fn covers(
     state: &AppState,
@@ -36,7 +28,11 @@ pub async fn covers(
     client_id: &str,
     scope: &Scope,
 ) -> Result<bool, OAuthError> {
-    let Some(grant) = state.store.get_json::<Grant>(&key(sub, client_id)).await? else {
+    let Some(grant) = state
+        .store
+        .get_json::<Grant>(&schema::consent(sub, client_id))
+        .await?
+    else {
         return Ok(false);
     };
     Ok(scope.is_subset(&Scope::parse(&grant.scope)?))
@@ -49,7 +45,10 @@ pub async fn remember(
     client_id: &str,
     scope: &Scope,
 ) -> Result<(), OAuthError> {
-    let previous = state.store.get_json::<Grant>(&key(sub, client_id)).await?;
+    let previous = state
+        .store
+        .get_json::<Grant>(&schema::consent(sub, client_id))
+        .await?;
     let mut all: Vec<String> = scope.iter().map(str::to_string).collect();
     if let Some(p) = previous {
         all.extend(Scope::parse(&p.scope)?.iter().map(str::to_string));
@@ -62,19 +61,22 @@ pub async fn remember(
     };
     state
         .store
-        .put_json(&key(sub, client_id), &grant, None)
+        .put_json(&schema::consent(sub, client_id), &grant, None)
         .await?;
-    state.store.set_add(&index(sub), client_id).await?;
+    state
+        .store
+        .set_add(&schema::consents(sub), client_id)
+        .await?;
     Ok(())
 }
 
 /// The user's grants, with the client's name, for clients that still exist.
 pub async fn list(state: &AppState, user: &User) -> Result<Vec<(Grant, String)>, OAuthError> {
     let mut out = Vec::new();
-    for client_id in state.store.set_members(&index(&user.id)).await? {
+    for client_id in state.store.set_members(&schema::consents(&user.id)).await? {
         let Some(grant) = state
             .store
-            .get_json::<Grant>(&key(&user.id, &client_id))
+            .get_json::<Grant>(&schema::consent(&user.id, &client_id))
             .await?
         else {
             continue;
@@ -89,10 +91,17 @@ pub async fn list(state: &AppState, user: &User) -> Result<Vec<(Grant, String)>,
 /// Withdraws the user's consent for `client_id` and revokes its refresh-token families.
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn withdraw(state: &AppState, user: &User, client_id: &str) -> Result<(), OAuthError> {
-    if !state.store.delete(&key(&user.id, client_id)).await? {
+    if !state
+        .store
+        .delete(&schema::consent(&user.id, client_id))
+        .await?
+    {
         return Err(OAuthError::not_found("no consent for this client"));
     }
-    state.store.set_remove(&index(&user.id), client_id).await?;
+    state
+        .store
+        .set_remove(&schema::consents(&user.id), client_id)
+        .await?;
     refresh::revoke_all(state, &user.id, client_id).await?;
     tracing::info!("consent withdrawn");
     Ok(())

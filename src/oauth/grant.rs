@@ -13,13 +13,13 @@ use crate::{
     crypto::{b64, random_id},
     error::{ErrorCode, OAuthError},
     oauth::{
-        authorize::{CodeGrant, code_key},
+        authorize::CodeGrant,
         client::{self, Client, ClientCredentials},
         pkce, refresh, revocation,
         scope::Scope,
     },
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
     token::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY, sign},
 };
 
@@ -110,9 +110,9 @@ async fn authorization_code(
             "the authorization code is invalid",
         ));
     }
-    let key = code_key(code);
+    let key = schema::code(code);
     let Some(grant) = state.store.take_json::<CodeGrant>(&key).await? else {
-        revoke_if_replayed(state, &key).await?;
+        revoke_if_replayed(state, code).await?;
         return Err(OAuthError::invalid_grant(
             "the authorization code is invalid, expired or already used",
         ));
@@ -132,7 +132,7 @@ async fn authorization_code(
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
     state
         .store
-        .put_json(&format!("used:{key}"), &redeemed, Some(ttl))
+        .put_json(&schema::used_code(code), &redeemed, Some(ttl))
         .await?;
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
@@ -211,10 +211,10 @@ struct Redeemed {
 
 /// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its
 /// first use are revoked.
-async fn revoke_if_replayed(state: &AppState, key: &str) -> Result<(), OAuthError> {
+async fn revoke_if_replayed(state: &AppState, code: &str) -> Result<(), OAuthError> {
     if let Some(r) = state
         .store
-        .take_json::<Redeemed>(&format!("used:{key}"))
+        .take_json::<Redeemed>(&schema::used_code(code))
         .await?
     {
         tracing::warn!("authorization code replayed; revoking the tokens it was exchanged for");

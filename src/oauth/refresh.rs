@@ -22,7 +22,7 @@ use crate::{
     error::{ErrorCode, OAuthError},
     oauth::{client::Client, revocation, scope::Scope},
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
 };
 
 /// Most recent access tokens remembered per family, to revoke them with it.
@@ -61,15 +61,6 @@ pub struct Family {
     /// Recent access tokens issued from this family: (`jti`, `exp`).
     #[serde(default)]
     pub access: Vec<(String, u64)>,
-}
-
-fn family_key(id: &str) -> String {
-    format!("rtf:{id}")
-}
-
-/// The index of a user's families for one client.
-pub fn index_key(sub: &str, client_id: &str) -> String {
-    format!("rtfams:{sub}:{client_id}")
 }
 
 fn successor(state: &AppState, family_id: &str, generation: u64, secret: &str) -> String {
@@ -134,11 +125,11 @@ pub async fn start(
     let ttl = store_ttl(state, &fam, now);
     state
         .store
-        .put_json(&family_key(family_id), &fam, Some(ttl))
+        .put_json(&schema::refresh_family(family_id), &fam, Some(ttl))
         .await?;
     state
         .store
-        .set_add(&index_key(sub, &client.client_id), family_id)
+        .set_add(&schema::refresh_families(sub, &client.client_id), family_id)
         .await?;
     Ok(format!("{family_id}.{secret}"))
 }
@@ -165,7 +156,7 @@ pub async fn redeem(
 ) -> Result<Rotation, OAuthError> {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     let (family_id, secret) = parse(token).ok_or_else(invalid)?;
-    let key = family_key(family_id);
+    let key = schema::refresh_family(family_id);
     let presented = sha256_b64(secret.as_bytes());
     for _ in 0..MAX_ATTEMPTS {
         let Some(raw) = state.store.get(&key).await? else {
@@ -274,7 +265,7 @@ pub async fn remember_access_token(
     jti: &str,
     exp: u64,
 ) -> Result<(), OAuthError> {
-    let key = family_key(family_id);
+    let key = schema::refresh_family(family_id);
     for _ in 0..4 {
         let Some(raw) = state.store.get(&key).await? else {
             return Ok(());
@@ -301,7 +292,7 @@ pub async fn lookup(state: &AppState, token: &str) -> Result<Option<(String, Fam
     };
     let Some(fam) = state
         .store
-        .get_json::<Family>(&family_key(family_id))
+        .get_json::<Family>(&schema::refresh_family(family_id))
         .await?
     else {
         return Ok(None);
@@ -324,7 +315,7 @@ pub async fn lookup(state: &AppState, token: &str) -> Result<Option<(String, Fam
 
 /// Revokes a family: deletes it and denies the access tokens it issued recently.
 pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<(), OAuthError> {
-    let key = family_key(family_id);
+    let key = schema::refresh_family(family_id);
     if let Some(fam) = state.store.take_json::<Family>(&key).await? {
         let now = state.now();
         for (jti, exp) in &fam.access {
@@ -332,7 +323,10 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<(), OAut
         }
         state
             .store
-            .set_remove(&index_key(&fam.sub, &fam.client_id), family_id)
+            .set_remove(
+                &schema::refresh_families(&fam.sub, &fam.client_id),
+                family_id,
+            )
             .await?;
     }
     Ok(())
@@ -340,9 +334,16 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<(), OAut
 
 /// Revokes every family of `sub` at `client_id` (consent withdrawn).
 pub async fn revoke_all(state: &AppState, sub: &str, client_id: &str) -> Result<(), OAuthError> {
-    for family_id in state.store.set_members(&index_key(sub, client_id)).await? {
+    for family_id in state
+        .store
+        .set_members(&schema::refresh_families(sub, client_id))
+        .await?
+    {
         revoke_family(state, &family_id).await?;
     }
-    state.store.delete(&index_key(sub, client_id)).await?;
+    state
+        .store
+        .delete(&schema::refresh_families(sub, client_id))
+        .await?;
     Ok(())
 }

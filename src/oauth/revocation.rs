@@ -11,12 +11,9 @@ use crate::{
     error::{Challenge, ErrorCode, OAuthError},
     oauth::{client::Client, refresh},
     state::AppState,
+    store::schema,
     token::{AccessClaims, LEEWAY},
 };
-
-fn deny_key(jti: &str) -> String {
-    format!("deny:{jti}")
-}
 
 /// Denies the access token `jti` until it expires.
 pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result<(), OAuthError> {
@@ -24,13 +21,16 @@ pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result
         return Ok(());
     }
     let ttl = Duration::from_secs(exp + LEEWAY - now);
-    state.store.put(&deny_key(jti), b"1", Some(ttl)).await?;
+    state
+        .store
+        .put(&schema::denied(jti), b"1", Some(ttl))
+        .await?;
     Ok(())
 }
 
 /// Whether the access token `jti` was revoked.
 pub async fn is_denied(state: &AppState, jti: &str) -> Result<bool, OAuthError> {
-    Ok(state.store.get(&deny_key(jti)).await?.is_some())
+    Ok(state.store.get(&schema::denied(jti)).await?.is_some())
 }
 
 /// Verifies an access token and checks the denylist: `invalid_token` for anything wrong.

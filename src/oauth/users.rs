@@ -10,7 +10,7 @@ use crate::{
     crypto::random_id,
     error::{Challenge, ErrorCode, OAuthError},
     state::AppState,
-    store::StoreJson,
+    store::{StoreJson, schema},
 };
 
 /// The scope a Bearer token needs to manage the user's clients and consents.
@@ -34,14 +34,6 @@ pub struct User {
     pub password_hash: String,
     /// Unix seconds.
     pub created_at: u64,
-}
-
-fn user_key(username: &str) -> String {
-    format!("user:{username}")
-}
-
-fn id_key(id: &str) -> String {
-    format!("userid:{id}")
 }
 
 /// Checks a username: 1 to 64 characters, no whitespace, control characters or colon (which
@@ -97,7 +89,7 @@ pub async fn register(
     };
     if !state
         .store
-        .put_new_json(&user_key(username), &user, None)
+        .put_new_json(&schema::user(username), &user, None)
         .await?
     {
         return Err(OAuthError::new(
@@ -107,7 +99,7 @@ pub async fn register(
     }
     state
         .store
-        .put_json(&id_key(&user.id), &user.username, None)
+        .put_json(&schema::user_id(&user.id), &user.username, None)
         .await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok(user)
@@ -121,7 +113,10 @@ pub async fn authenticate(
     password: &str,
 ) -> Result<Option<User>, OAuthError> {
     let user = if validate_username(username).is_ok() {
-        state.store.get_json::<User>(&user_key(username)).await?
+        state
+            .store
+            .get_json::<User>(&schema::user(username))
+            .await?
     } else {
         None
     };
@@ -140,12 +135,12 @@ pub async fn authenticate(
 
 /// The user with this id.
 pub async fn by_id(state: &AppState, id: &str) -> Result<Option<User>, OAuthError> {
-    let Some(username) = state.store.get_json::<String>(&id_key(id)).await? else {
+    let Some(username) = state.store.get_json::<String>(&schema::user_id(id)).await? else {
         return Ok(None);
     };
     Ok(state
         .store
-        .get_json::<User>(&user_key(&username))
+        .get_json::<User>(&schema::user(&username))
         .await?
         .filter(|u| u.id == id))
 }

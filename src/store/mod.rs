@@ -8,10 +8,12 @@
 //! Every operation touches exactly one key, so every operation is atomic on its own and safe
 //! on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
 //! (authorization codes) also carry their own expiry, checked against the injected clock.
-//! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON.
+//! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON;
+//! every key and its lifetime is named in [`schema`].
 
 pub mod memory;
 pub mod redis;
+pub mod schema;
 
 use std::time::Duration;
 

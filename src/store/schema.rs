@@ -1,0 +1,219 @@
+//! Every key the store holds, in one place: its shape, what it holds and how long it lives.
+//!
+//! Callers never spell a key themselves: they call the function here that builds it. Every
+//! part of a key that comes from outside (a username, a client id a caller sent, an owner id)
+//! goes through [`escape`], which percent-encodes everything but `A-Z a-z 0-9 - . _ ~`. So a
+//! part can never contain the `:` that separates parts (no two key shapes can collide, and no
+//! part can end early), nor the `{`/`}` that would choose a Redis Cluster hash slot. Ids the
+//! server generates (base64url) and SHA-256 digests pass through unchanged.
+//!
+//! [`KEYS`] lists every shape with its lifetime; a test holds the README's table to it. The
+//! deployment prefix (`HALLPASS_REDIS_PREFIX`) is added by the backend, not here.
+//!
+//! Keys whose user-chosen part contains any other character changed shape when escaping was
+//! introduced (for example a username with a non-ASCII letter); data stored under the old
+//! shape is not migrated.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use crate::crypto::sha256_b64;
+
+/// One key shape of the store, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyShape {
+    /// The shape, with `<...>` for the variable parts (for example `user:<username>`).
+    pub pattern: &'static str,
+    /// How long a key of this shape lives, in the README's words.
+    pub lifetime: &'static str,
+}
+
+/// Every key shape, in the README's order.
+pub const KEYS: &[KeyShape] = &[
+    KeyShape {
+        pattern: "user:<username>",
+        lifetime: "until deleted",
+    },
+    KeyShape {
+        pattern: "userid:<user id>",
+        lifetime: "until deleted",
+    },
+    KeyShape {
+        pattern: "client:<client_id>",
+        lifetime: "until deleted",
+    },
+    KeyShape {
+        pattern: "owner_clients:<user id>",
+        lifetime: "until deleted",
+    },
+    KeyShape {
+        pattern: "code:<SHA-256 of the code>",
+        lifetime: "60 s (`HALLPASS_CODE_TTL`)",
+    },
+    KeyShape {
+        pattern: "used:code:<SHA-256 of the code>",
+        lifetime: "access-token lifetime",
+    },
+    KeyShape {
+        pattern: "consent_used:<consent id>",
+        lifetime: "10 min",
+    },
+    KeyShape {
+        pattern: "rtf:<family id>",
+        lifetime: "idle / absolute lifetime",
+    },
+    KeyShape {
+        pattern: "rtfams:<user id>:<client_id>",
+        lifetime: "until its families are revoked",
+    },
+    KeyShape {
+        pattern: "deny:<jti>",
+        lifetime: "the token's remaining life",
+    },
+    KeyShape {
+        pattern: "consent:<user id>:<client_id>",
+        lifetime: "until withdrawn",
+    },
+    KeyShape {
+        pattern: "consents:<user id>",
+        lifetime: "until withdrawn",
+    },
+    KeyShape {
+        pattern: "keyrotation:<kid>",
+        lifetime: "the rotation lead time",
+    },
+    KeyShape {
+        pattern: "locker:<user id>",
+        lifetime: "until emptied",
+    },
+];
+
+/// How long a consent form stays usable, and so how long its `consent_used:` marker lives.
+pub const CONSENT_TTL: Duration = Duration::from_secs(600);
+
+/// Percent-encodes every byte outside `A-Z a-z 0-9 - . _ ~`, so the result contains no `:`,
+/// `{`, `}` or `%` of its own. Borrowed when nothing needs escaping (the common case).
+pub fn escape(part: &str) -> Cow<'_, str> {
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if part.bytes().all(safe) {
+        return Cow::Borrowed(part);
+    }
+    let mut out = String::with_capacity(part.len() * 3);
+    for b in part.bytes() {
+        if safe(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `user:<username>`: the user record (argon2id hash, never the password).
+pub fn user(username: &str) -> String {
+    format!("user:{}", escape(username))
+}
+
+/// `userid:<user id>`: user id → username.
+pub fn user_id(id: &str) -> String {
+    format!("userid:{}", escape(id))
+}
+
+/// `client:<client_id>`: the client record (SHA-256 of its secret, never the secret).
+pub fn client(client_id: &str) -> String {
+    format!("client:{}", escape(client_id))
+}
+
+/// `owner_clients:<user id>`: the set of a user's client ids.
+pub fn owner_clients(owner: &str) -> String {
+    format!("owner_clients:{}", escape(owner))
+}
+
+/// `code:<SHA-256 of the code>`: a pending authorization code grant.
+pub fn code(code: &str) -> String {
+    format!("code:{}", sha256_b64(code.as_bytes()))
+}
+
+/// `used:code:<SHA-256 of the code>`: what a redeemed code bought, to revoke it on replay.
+pub fn used_code(code: &str) -> String {
+    format!("used:{}", self::code(code))
+}
+
+/// `consent_used:<consent id>`: marks a consent form as submitted (see [`CONSENT_TTL`]).
+pub fn consent_used(consent_id: &str) -> String {
+    format!("consent_used:{}", escape(consent_id))
+}
+
+/// `rtf:<family id>`: one refresh-token family.
+pub fn refresh_family(family_id: &str) -> String {
+    format!("rtf:{}", escape(family_id))
+}
+
+/// `rtfams:<user id>:<client_id>`: the set of a user's refresh families at one client.
+pub fn refresh_families(sub: &str, client_id: &str) -> String {
+    format!("rtfams:{}:{}", escape(sub), escape(client_id))
+}
+
+/// `deny:<jti>`: a revoked access token.
+pub fn denied(jti: &str) -> String {
+    format!("deny:{}", escape(jti))
+}
+
+/// `consent:<user id>:<client_id>`: the scopes a user granted a client.
+pub fn consent(sub: &str, client_id: &str) -> String {
+    format!("consent:{}:{}", escape(sub), escape(client_id))
+}
+
+/// `consents:<user id>`: the set of client ids a user granted consent to.
+pub fn consents(sub: &str) -> String {
+    format!("consents:{}", escape(sub))
+}
+
+/// `keyrotation:<kid>`: claims a scheduled rotation away from key `kid` for one instance.
+pub fn key_rotation(kid: &str) -> String {
+    format!("keyrotation:{}", escape(kid))
+}
+
+/// `locker:<user id>`: the beer locker's document for one owner (the `beer-locker` binary).
+pub fn locker(owner: &str) -> String {
+    format!("locker:{}", escape(owner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_chosen_text_cannot_forge_a_separator_or_a_hash_slot() {
+        assert_eq!(user("alice"), "user:alice");
+        assert_eq!(user("a:b{c}%"), "user:a%3Ab%7Bc%7D%25");
+        assert_ne!(consent("a:b", "c"), consent("a", "b:c"));
+        assert_eq!(escape("Zx-_.~09"), "Zx-_.~09");
+        assert_eq!(escape("é"), "%C3%A9");
+    }
+
+    /// The README's table of what the store holds is the same list as [`KEYS`].
+    #[test]
+    fn readme_table_lists_exactly_the_schema_keys() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("| key | what | lifetime |")
+            .unwrap_or(readme.len());
+        let rows: Vec<(String, String)> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+                let key = cells.first().copied().unwrap_or_default().trim();
+                let lifetime = cells.last().copied().unwrap_or_default().trim();
+                (key.trim_matches('`').to_string(), lifetime.to_string())
+            })
+            .collect();
+        let expected: Vec<(String, String)> = KEYS
+            .iter()
+            .map(|k| (k.pattern.to_string(), k.lifetime.to_string()))
+            .collect();
+        assert_eq!(rows, expected);
+    }
+}
