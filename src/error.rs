@@ -1,58 +1,64 @@
-//! The one error type of Hallpass and its mapping to HTTP, in one place.
+//! The server's HTTP error layer: the one place where a protocol error becomes a response.
 //!
-//! - [`ErrorCode`] mirrors the error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
-//!   RFC 7009 §2.2.1, RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6, plus two codes of
-//!   Hallpass's own management API (`not_found`, `conflict`).
-//! - [`OAuthError`] is what the protocol core (`oauth/`) returns: a code, a description that
-//!   is safe to show to the caller, and the HTTP status it maps to.
-//! - [`ApiError`] is the OpenAPI response shape of every JSON error, and [`rfc_errors`] is
-//!   the middleware that turns any error a poem extractor raises (bad form, wrong content
-//!   type, missing credentials, oversized body) into the same RFC 6749 §5.2 JSON body.
+//! The protocol core (`oauth/`) returns an [`OAuthError`]: a code and a description. Here,
+//! and only here, that becomes an HTTP status, a `WWW-Authenticate` challenge and a
+//! `Retry-After`:
+//! - [`HttpError`] is an [`OAuthError`] with the status and challenge it is answered with;
+//!   `From<OAuthError>` gives the defaults each code implies (`invalid_client` is 401 +
+//!   Basic, `invalid_token` 401 + Bearer, `insufficient_scope` 403, `access_denied` 403,
+//!   `temporarily_unavailable` 503 + `Retry-After`, ...), and the few endpoints that answer
+//!   differently say so with [`HttpError::with_status`] or [`HttpError::with_challenge`].
+//! - [`ApiError`] is the OpenAPI response shape of every JSON error.
+//! - [`rfc_errors`] is the middleware that turns any error a poem extractor raises (bad form,
+//!   wrong content type, missing credentials, oversized body) into the same RFC 6749 §5.2 body.
 //!
-//! Internal causes are logged with their chain and never reach a response: a
-//! `server_error` always carries the same fixed description.
-
-use std::borrow::Cow;
+//! The body and challenge builders themselves are in [`crate::http`], shared with the
+//! verifier.
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
     http::{HeaderValue, StatusCode, header},
 };
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, payload::Json};
 
 pub use crate::error_code::{ErrorCode, SERVER_ERROR_DESCRIPTION};
+pub use crate::http::body::ErrorBody;
+use crate::http::challenge::{RETRY_AFTER, WwwAuthenticate};
+pub use crate::oauth::error::OAuthError;
 
-/// Which `WWW-Authenticate` challenge a 401 carries.
+/// The realm of every challenge the server sends.
+pub const REALM: &str = "hallpass";
+
+/// Which credentials a 401 asks for in its `WWW-Authenticate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
     /// `Basic realm="hallpass"`: client or user authentication with a password.
     Basic,
-    /// `Bearer error="invalid_token"` (RFC 6750 §3).
+    /// `Bearer realm="hallpass"` (RFC 6750 §3), with `error="invalid_token"` for a bad token.
     Bearer,
     /// Both, for endpoints that take either a password or a token.
     BasicOrBearer,
 }
 
-/// An error the caller may see: RFC code, safe description, HTTP status.
+/// An [`OAuthError`] with the HTTP status and challenge it is answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// The RFC error code.
-    pub code: ErrorCode,
-    /// A human-readable description that never contains secrets or internal details.
-    pub description: Cow<'static, str>,
+pub struct HttpError {
+    /// The protocol error: code and description.
+    pub error: OAuthError,
     status: u16,
     challenge: Option<Challenge>,
     /// The request carried no credentials: RFC 6750 §3.1 says the challenge then names no error.
     credentials_missing: bool,
+    /// For `insufficient_scope`: the scope the request needs (RFC 6750 §3 `scope`).
+    required_scope: Option<&'static str>,
 }
 
-impl OAuthError {
-    /// An error with the status its code implies.
-    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        let (status, challenge) = match code {
+impl From<OAuthError> for HttpError {
+    fn from(error: OAuthError) -> Self {
+        let (status, challenge) = match error.code {
             ErrorCode::InvalidClient => (401, Some(Challenge::Basic)),
             ErrorCode::InvalidToken => (401, Some(Challenge::Bearer)),
-            ErrorCode::InsufficientScope => (403, None),
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => (403, None),
             ErrorCode::NotFound => (404, None),
             ErrorCode::Conflict => (409, None),
             ErrorCode::ServerError => (500, None),
@@ -60,60 +66,16 @@ impl OAuthError {
             _ => (400, None),
         };
         Self {
-            code,
-            description: description.into(),
+            error,
             status,
             challenge,
             credentials_missing: false,
+            required_scope: None,
         }
     }
+}
 
-    /// `invalid_request` with a description.
-    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::InvalidRequest, description)
-    }
-
-    /// `invalid_client` (401 with a Basic challenge).
-    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::InvalidClient, description)
-    }
-
-    /// `invalid_grant`.
-    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::InvalidGrant, description)
-    }
-
-    /// `invalid_token` (401 with a Bearer challenge).
-    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::InvalidToken, description)
-    }
-
-    /// `not_found`.
-    pub fn not_found(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::NotFound, description)
-    }
-
-    /// A `server_error`: the cause is logged here, the caller sees a fixed text.
-    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
-        Self::new(ErrorCode::ServerError, SERVER_ERROR_DESCRIPTION)
-    }
-
-    /// `temporarily_unavailable` (503 with `Retry-After`).
-    pub fn unavailable() -> Self {
-        Self::new(
-            ErrorCode::TemporarilyUnavailable,
-            "the service is temporarily unavailable; retry shortly",
-        )
-    }
-
+impl HttpError {
     /// The same error with another HTTP status (for example 413 or 415 on `invalid_request`).
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
@@ -133,42 +95,54 @@ impl OAuthError {
         self
     }
 
-    /// The HTTP status this error maps to.
+    /// Names the scope an `insufficient_scope` error lacked, in its challenge.
+    pub fn with_required_scope(mut self, scope: &'static str) -> Self {
+        self.required_scope = Some(scope);
+        self
+    }
+
+    /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The `WWW-Authenticate` value, for a 401 or a 403 `insufficient_scope`.
     pub fn www_authenticate(&self) -> Option<String> {
-        if self.code == ErrorCode::InsufficientScope {
+        let described = |code: ErrorCode| {
+            WwwAuthenticate::bearer()
+                .param("realm", REALM)
+                .param("error", code.as_str())
+                .param("error_description", &self.error.description)
+        };
+        if self.error.code == ErrorCode::InsufficientScope {
             // RFC 6750 §3.1.
-            return Some(format!(
-                "Bearer realm=\"hallpass\", error=\"insufficient_scope\", error_description=\"{}\"",
-                self.description.replace(['"', '\\'], "'")
-            ));
+            let mut bearer = described(ErrorCode::InsufficientScope);
+            if let Some(scope) = self.required_scope {
+                bearer = bearer.param("scope", scope);
+            }
+            return Some(bearer.to_string());
         }
         if self.status != 401 {
             return None;
         }
         // RFC 6750 §3.1: only token errors carry an error attribute, and none when the
         // request had no credentials at all.
-        let bearer = || {
-            if self.code == ErrorCode::InvalidToken && !self.credentials_missing {
-                format!(
-                    "Bearer realm=\"hallpass\", error=\"invalid_token\", error_description=\"{}\"",
-                    self.description.replace(['"', '\\'], "'")
-                )
-            } else {
-                "Bearer realm=\"hallpass\"".to_string()
-            }
+        let bearer = if self.error.code == ErrorCode::InvalidToken && !self.credentials_missing {
+            described(ErrorCode::InvalidToken)
+        } else {
+            WwwAuthenticate::bearer().param("realm", REALM)
         };
+        let basic = WwwAuthenticate::basic(REALM);
         Some(match self.challenge.unwrap_or(Challenge::Basic) {
-            Challenge::Basic => "Basic realm=\"hallpass\", charset=\"UTF-8\"".to_string(),
-            Challenge::Bearer => bearer(),
-            Challenge::BasicOrBearer => {
-                format!("Basic realm=\"hallpass\", charset=\"UTF-8\", {}", bearer())
-            }
+            Challenge::Basic => basic.to_string(),
+            Challenge::Bearer => bearer.to_string(),
+            Challenge::BasicOrBearer => WwwAuthenticate::join(&[basic, bearer]),
         })
+    }
+
+    /// The `Retry-After` value, for a 503.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        (self.status == 503).then_some(RETRY_AFTER)
     }
 
     /// The JSON response, with the exact status (also those [`ApiError`] has no variant
@@ -188,29 +162,19 @@ impl OAuthError {
     /// The RFC 6749 §5.2 body.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: self.code,
-            error_description: Some(self.description.to_string()),
+            error: self.error.code,
+            error_description: Some(self.error.description.to_string()),
         }
     }
 }
 
-impl std::fmt::Display for OAuthError {
+impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.description)
+        self.error.fmt(f)
     }
 }
 
-impl std::error::Error for OAuthError {}
-
-/// The RFC 6749 §5.2 error body.
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-#[oai(skip_serializing_if_is_none)]
-pub struct ErrorBody {
-    /// The error code.
-    pub error: ErrorCode,
-    /// Human-readable text that helps the client developer understand the error.
-    pub error_description: Option<String>,
-}
+impl std::error::Error for HttpError {}
 
 /// Every JSON error response of the API, as documented in the OpenAPI spec.
 #[derive(ApiResponse, Debug)]
@@ -249,8 +213,8 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
 }
 
-impl From<OAuthError> for ApiError {
-    fn from(err: OAuthError) -> Self {
+impl From<HttpError> for ApiError {
+    fn from(err: HttpError) -> Self {
         let body = Json(err.body());
         match err.status {
             401 => ApiError::Unauthorized(body, err.www_authenticate().unwrap_or_default()),
@@ -260,13 +224,19 @@ impl From<OAuthError> for ApiError {
             413 => ApiError::PayloadTooLarge(body),
             415 => ApiError::UnsupportedMediaType(body),
             500 => ApiError::Internal(body),
-            503 => ApiError::Unavailable(body, "1".to_string()),
+            503 => ApiError::Unavailable(body, RETRY_AFTER.to_string()),
             _ => ApiError::BadRequest(body),
         }
     }
 }
 
-impl poem::error::ResponseError for OAuthError {
+impl From<OAuthError> for ApiError {
+    fn from(err: OAuthError) -> Self {
+        HttpError::from(err).into()
+    }
+}
+
+impl poem::error::ResponseError for HttpError {
     fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
     }
@@ -276,40 +246,54 @@ impl poem::error::ResponseError for OAuthError {
     }
 }
 
+impl poem::error::ResponseError for OAuthError {
+    fn status(&self) -> StatusCode {
+        poem::error::ResponseError::status(&HttpError::from(self.clone()))
+    }
+
+    fn as_response(&self) -> Response {
+        HttpError::from(self.clone()).to_response()
+    }
+}
+
 /// Turns a poem error raised before a handler ran (extractors, body limits, routing) into an
-/// RFC-shaped [`OAuthError`]. `challenge` says which `WWW-Authenticate` a missing credential
+/// RFC-shaped [`HttpError`]. `challenge` says which `WWW-Authenticate` a missing credential
 /// gets on this path.
-pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> OAuthError {
+pub fn from_poem_error(err: &poem::Error, challenge: Challenge) -> HttpError {
     use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseRequestPayloadError};
-    if let Some(e) = err.downcast_ref::<OAuthError>() {
+    if let Some(e) = err.downcast_ref::<HttpError>() {
         return e.clone();
     }
+    if let Some(e) = err.downcast_ref::<OAuthError>() {
+        return e.clone().into();
+    }
+    let invalid_request = |d: String| HttpError::from(OAuthError::invalid_request(d));
     if err.is::<AuthorizationError>() {
         let code = match challenge {
             Challenge::Basic => ErrorCode::InvalidClient,
             _ => ErrorCode::InvalidToken,
         };
-        return OAuthError::new(
+        return HttpError::from(OAuthError::new(
             code,
             "authentication required: send HTTP Basic credentials or a Bearer token",
-        )
+        ))
         .with_status(401)
         .with_challenge(challenge)
         .credentials_missing();
     }
     if err.is::<ContentTypeError>() {
-        return OAuthError::invalid_request("unsupported content type for this operation")
+        return invalid_request("unsupported content type for this operation".into())
             .with_status(415);
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-        return OAuthError::invalid_request(format!("malformed request body: {}", e.reason));
+        return invalid_request(format!("malformed request body: {}", e.reason));
     }
     match err.status().as_u16() {
-        404 => OAuthError::not_found("no such resource"),
-        405 => OAuthError::invalid_request("method not allowed").with_status(405),
-        413 => OAuthError::invalid_request("request body too large").with_status(413),
-        status @ 400..=499 => OAuthError::invalid_request(err.to_string()).with_status(status),
-        _ => OAuthError::internal(err),
+        404 => OAuthError::not_found("no such resource").into(),
+        405 => invalid_request("method not allowed".into()).with_status(405),
+        413 => invalid_request("request body too large".into()).with_status(413),
+        status @ 400..=499 => invalid_request(err.to_string()).with_status(status),
+        _ => OAuthError::internal(err).into(),
     }
 }
 

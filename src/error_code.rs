@@ -1,13 +1,9 @@
 //! The error codes of the OAuth RFCs, spelled as on the wire. Shared by the protocol core,
-//! the HTTP layer and the verifier; nothing here knows about HTTP.
+//! the HTTP layer and the verifier; nothing here knows about HTTP (the OpenAPI schema of
+//! [`ErrorCode`] is in [`crate::http::body`]).
 
 /// The error codes Hallpass answers with, spelled as in the RFCs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "verify-poem",
-    derive(poem_openapi::Enum),
-    oai(rename_all = "snake_case")
-)]
 pub enum ErrorCode {
     /// RFC 6749 §5.2: "The request is missing a required parameter, includes an unsupported
     /// parameter value (other than grant type), repeats a parameter, includes multiple
@@ -67,6 +63,34 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order the OpenAPI schema lists them.
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidClient,
+        ErrorCode::InvalidGrant,
+        ErrorCode::UnauthorizedClient,
+        ErrorCode::UnsupportedGrantType,
+        ErrorCode::InvalidScope,
+        ErrorCode::AccessDenied,
+        ErrorCode::UnsupportedResponseType,
+        ErrorCode::ServerError,
+        ErrorCode::TemporarilyUnavailable,
+        ErrorCode::InvalidToken,
+        ErrorCode::InsufficientScope,
+        ErrorCode::UnsupportedTokenType,
+        ErrorCode::LoginRequired,
+        ErrorCode::ConsentRequired,
+        ErrorCode::InvalidRedirectUri,
+        ErrorCode::InvalidClientMetadata,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+    ];
+
+    /// The code spelled `s` on the wire.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The code as it appears on the wire (`invalid_request`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,5 +117,24 @@ impl ErrorCode {
     }
 }
 
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The fixed description of every `server_error`.
 pub const SERVER_ERROR_DESCRIPTION: &str = "the server could not complete the request";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_parses_back_from_its_wire_spelling() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
+}

@@ -37,6 +37,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod error_code;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;

@@ -93,10 +93,10 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         use poem::IntoResponse;
         let too_large = || {
             Ok(poem::error::ResponseError::as_response(
-                &OAuthError::invalid_request(format!(
+                &crate::error::HttpError::from(OAuthError::invalid_request(format!(
                     "the request body is larger than {} bytes",
                     self.limit
-                ))
+                )))
                 .with_status(413),
             ))
         };

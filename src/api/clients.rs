@@ -4,12 +4,9 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use crate::{
-    api::{ApiTags, security::UserAuth},
+    api::{ApiTags, extractors::Manager},
     error::ApiError,
-    oauth::{
-        client::{self, Client, Registration},
-        users,
-    },
+    oauth::client::{self, Client, Registration},
     state::AppState,
 };
 
@@ -119,11 +116,10 @@ impl ClientsApi {
     )]
     async fn register(
         &self,
-        auth: UserAuth,
+        manager: Manager,
         body: Json<ClientRegistration>,
     ) -> Result<ClientCreated, ApiError> {
-        let owner =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+        let owner = manager.0;
         let b = body.0;
         let reg = Registration {
             client_name: b.client_name,
@@ -145,9 +141,8 @@ impl ClientsApi {
         operation_id = "listClients",
         tag = "ApiTags::Clients"
     )]
-    async fn list(&self, auth: UserAuth) -> Result<ClientList, ApiError> {
-        let owner =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+    async fn list(&self, manager: Manager) -> Result<ClientList, ApiError> {
+        let owner = manager.0;
         let clients = client::list(&self.state, &owner).await?;
         Ok(ClientList::Ok(Json(
             clients.into_iter().map(|c| view(c, None)).collect(),
@@ -163,9 +158,8 @@ impl ClientsApi {
         operation_id = "getClient",
         tag = "ApiTags::Clients"
     )]
-    async fn get(&self, auth: UserAuth, client_id: Path<String>) -> Result<ClientOne, ApiError> {
-        let owner =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+    async fn get(&self, manager: Manager, client_id: Path<String>) -> Result<ClientOne, ApiError> {
+        let owner = manager.0;
         let c = client::get_owned(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, None))))
     }
@@ -181,11 +175,10 @@ impl ClientsApi {
     )]
     async fn delete(
         &self,
-        auth: UserAuth,
+        manager: Manager,
         client_id: Path<String>,
     ) -> Result<ClientDeleted, ApiError> {
-        let owner =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+        let owner = manager.0;
         client::delete(&self.state, &owner, &client_id.0).await?;
         Ok(ClientDeleted::Deleted)
     }
@@ -202,11 +195,10 @@ impl ClientsApi {
     )]
     async fn rotate_secret(
         &self,
-        auth: UserAuth,
+        manager: Manager,
         client_id: Path<String>,
     ) -> Result<ClientOne, ApiError> {
-        let owner =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+        let owner = manager.0;
         let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, Some(secret)))))
     }

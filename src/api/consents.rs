@@ -3,9 +3,9 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use crate::{
-    api::{ApiTags, security::UserAuth},
+    api::{ApiTags, extractors::Manager},
     error::ApiError,
-    oauth::{consent, users},
+    oauth::consent,
     state::AppState,
 };
 
@@ -55,9 +55,8 @@ impl ConsentsApi {
         operation_id = "listConsents",
         tag = "ApiTags::Users"
     )]
-    async fn list(&self, auth: UserAuth) -> Result<ConsentList, ApiError> {
-        let user =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+    async fn list(&self, manager: Manager) -> Result<ConsentList, ApiError> {
+        let user = manager.0;
         let grants = consent::list(&self.state, &user).await?;
         Ok(ConsentList::Ok(Json(
             grants
@@ -84,11 +83,10 @@ impl ConsentsApi {
     )]
     async fn withdraw(
         &self,
-        auth: UserAuth,
+        manager: Manager,
         client_id: Path<String>,
     ) -> Result<Withdrawn, ApiError> {
-        let user =
-            users::authenticate_caller(&self.state, auth.into(), Some(users::MANAGE_SCOPE)).await?;
+        let user = manager.0;
         consent::withdraw(&self.state, &user, &client_id.0).await?;
         Ok(Withdrawn::Withdrawn)
     }

@@ -3,7 +3,7 @@
 
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
 
-use crate::{api::ApiTags, crypto::sha256_b64, state::AppState};
+use crate::{api::ApiTags, crypto::sha256_b64, http::challenge::RETRY_AFTER, state::AppState};
 
 /// Authorization-server metadata (RFC 8414 §2), also served as OpenID Connect discovery.
 #[derive(Object, Debug, Clone)]
@@ -303,7 +303,7 @@ impl DiscoveryApi {
                 Json(Health {
                     status: "no active signing key".into(),
                 }),
-                "5".into(),
+                RETRY_AFTER.into(),
             );
         }
         match self.state.store.ping().await {
@@ -314,7 +314,7 @@ impl DiscoveryApi {
                 Json(Health {
                     status: "store unreachable".into(),
                 }),
-                "1".into(),
+                RETRY_AFTER.into(),
             ),
         }
     }

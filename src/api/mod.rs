@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod consents;
 pub mod discovery;
+pub mod extractors;
 pub mod revocation;
 pub mod security;
 pub mod token;

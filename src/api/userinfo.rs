@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
     api::{ApiTags, security::UserBearer},
-    error::{ApiError, ErrorCode, OAuthError},
+    error::{ApiError, ErrorCode, HttpError, OAuthError},
     oauth::{revocation, users},
     state::AppState,
 };
@@ -37,11 +37,11 @@ impl UserInfoApi {
     async fn answer(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
         let claims = revocation::check_access_token(&self.state, &auth.0.token).await?;
         if !claims.has_scope("openid") {
-            return Err(OAuthError::new(
+            let err = OAuthError::new(
                 ErrorCode::InsufficientScope,
                 "the token lacks the openid scope",
-            )
-            .into());
+            );
+            return Err(HttpError::from(err).with_required_scope("openid").into());
         }
         let user = users::by_id(&self.state, &claims.sub)
             .await?

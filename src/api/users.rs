@@ -3,20 +3,30 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
-    api::{ApiTags, security::UserAuth},
+    api::{ApiTags, extractors::Caller},
     error::{ApiError, ErrorCode, OAuthError},
     oauth::users::{self, User},
     state::AppState,
 };
 
 /// A registration request.
-#[derive(Object, Debug)]
+#[derive(Object)]
 pub struct NewUser {
     /// 1 to 64 characters; no spaces, control characters or `:`.
     pub username: String,
     /// At least 8 characters, at most 256 bytes.
     #[oai(write_only)]
     pub password: String,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A user as the API shows it (never the password hash).
@@ -75,11 +85,7 @@ impl UsersApi {
     )]
     async fn register(&self, body: Json<NewUser>) -> Result<Created, ApiError> {
         if !self.state.config.registration_open {
-            return Err(
-                OAuthError::new(ErrorCode::AccessDenied, "registration is closed")
-                    .with_status(403)
-                    .into(),
-            );
+            return Err(OAuthError::new(ErrorCode::AccessDenied, "registration is closed").into());
         }
         let user = users::register(&self.state, &body.username, &body.password).await?;
         Ok(Created::Created(Json(user.into())))
@@ -94,8 +100,7 @@ impl UsersApi {
         operation_id = "currentUser",
         tag = "ApiTags::Users"
     )]
-    async fn me(&self, auth: UserAuth) -> Result<Me, ApiError> {
-        let user = users::authenticate_caller(&self.state, auth.into(), None).await?;
-        Ok(Me::Ok(Json(user.into())))
+    async fn me(&self, caller: Caller) -> Result<Me, ApiError> {
+        Ok(Me::Ok(Json(caller.0.into())))
     }
 }

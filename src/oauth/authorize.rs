@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::{
     crypto::{random_id, random_token},
-    error::{ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
         consent, pkce,

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     crypto::{ct_eq, random_id, random_token, sha256_b64},
-    error::{ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     oauth::{scope::Scope, users::User},
     state::AppState,
     store::{StoreJson, schema},

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::OAuthError,
+    oauth::error::OAuthError,
     oauth::{client, refresh, scope::Scope, users::User},
     state::AppState,
     store::{StoreJson, schema},

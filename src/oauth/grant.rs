@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::{b64, random_id},
-    error::{ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     oauth::{
         authorize::CodeGrant,
         client::{self, Client, ClientCredentials},

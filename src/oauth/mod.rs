@@ -2,6 +2,7 @@
 //! [`AppState`](crate::state::AppState) and returns `Result<_, OAuthError>`; `api/` and `web/`
 //! only translate HTTP to these calls and back.
 //!
+//! - [`error`]: [`error::OAuthError`], a code and a description (no HTTP status).
 //! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
 //! - [`grant`]: the token endpoint's grants.
 //! - [`client`]: client registration and client authentication.
@@ -15,6 +16,7 @@
 pub mod authorize;
 pub mod client;
 pub mod consent;
+pub mod error;
 pub mod grant;
 pub mod pkce;
 pub mod refresh;

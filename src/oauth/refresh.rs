@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::{b64, ct_eq, random_token, sha256_b64},
-    error::{ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     oauth::{client::Client, revocation, scope::Scope},
     state::AppState,
     store::{StoreJson, schema},

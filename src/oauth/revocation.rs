@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::{
-    error::{Challenge, ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     oauth::{client::Client, refresh},
     state::AppState,
     store::schema,
@@ -35,14 +35,11 @@ pub async fn is_denied(state: &AppState, jti: &str) -> Result<bool, OAuthError> 
 
 /// Verifies an access token and checks the denylist: `invalid_token` for anything wrong.
 pub async fn check_access_token(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
-    let claims = state.verify_access_token(token).map_err(|e| {
-        OAuthError::new(ErrorCode::InvalidToken, e.to_string()).with_challenge(Challenge::Bearer)
-    })?;
+    let claims = state
+        .verify_access_token(token)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidToken, e.to_string()))?;
     if is_denied(state, &claims.jti).await? {
-        return Err(
-            OAuthError::new(ErrorCode::InvalidToken, "the token has been revoked")
-                .with_challenge(Challenge::Bearer),
-        );
+        return Err(OAuthError::invalid_token("the token has been revoked"));
     }
     Ok(claims)
 }

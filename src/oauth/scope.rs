@@ -2,7 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::{config::is_scope_token, error::ErrorCode, error::OAuthError};
+use crate::{
+    config::is_scope_token,
+    oauth::error::{ErrorCode, OAuthError},
+};
 
 /// A set of scope tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::random_id,
-    error::{Challenge, ErrorCode, OAuthError},
+    oauth::error::{ErrorCode, OAuthError},
     state::AppState,
     store::{StoreJson, schema},
 };
@@ -160,30 +160,26 @@ pub enum UserCredentials {
     Missing,
 }
 
-/// Resolves the caller of the management API; 401 with both challenges on failure.
+/// Resolves the caller of the management API.
 ///
-/// A Bearer token must have been issued for a user (not by client credentials) and, when
-/// `required_scope` is given, grant it: an application the user allowed to read their beers
-/// must not be able to manage their clients (403 `insufficient_scope`).
+/// A wrong username or password is `invalid_grant` (RFC 6749 §5.2: "the provided
+/// authorization grant (e.g., ... resource owner credentials) ... is invalid"); a bad token
+/// is `invalid_token`. A Bearer token must have been issued for a user (not by client
+/// credentials) and, when `required_scope` is given, grant it: an application the user
+/// allowed to read their beers must not be able to manage their clients
+/// (`insufficient_scope`).
 pub async fn authenticate_caller(
     state: &AppState,
     creds: UserCredentials,
     required_scope: Option<&str>,
 ) -> Result<User, OAuthError> {
-    let fail = |why: &'static str| {
-        OAuthError::new(ErrorCode::InvalidToken, why).with_challenge(Challenge::BasicOrBearer)
-    };
+    let fail = |why: &'static str| OAuthError::invalid_token(why);
     match creds {
         UserCredentials::Basic { username, password } => authenticate(state, &username, &password)
             .await?
-            .ok_or_else(|| {
-                OAuthError::new(ErrorCode::InvalidClient, "wrong username or password")
-                    .with_challenge(Challenge::BasicOrBearer)
-            }),
+            .ok_or_else(|| OAuthError::invalid_grant("wrong username or password")),
         UserCredentials::Bearer(token) => {
-            let claims = crate::oauth::revocation::check_access_token(state, &token)
-                .await
-                .map_err(|e| e.with_challenge(Challenge::BasicOrBearer))?;
+            let claims = crate::oauth::revocation::check_access_token(state, &token).await?;
             if let Some(scope) = required_scope.filter(|s| !claims.has_scope(s)) {
                 return Err(OAuthError::new(
                     ErrorCode::InsufficientScope,

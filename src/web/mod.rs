@@ -23,7 +23,7 @@ use poem::{
 
 use crate::{
     crypto::{ct_eq, random_token},
-    error::{ErrorCode, OAuthError},
+    error::{ErrorCode, HttpError, OAuthError},
     oauth::{
         authorize::{self, AuthorizeError, Decision},
         session::{self, Session},
@@ -83,6 +83,7 @@ fn see_other(url: &str) -> Response {
 }
 
 fn server_error_page(err: &OAuthError) -> Response {
+    let err = HttpError::from(err.clone());
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = html(
         status,
@@ -91,9 +92,9 @@ fn server_error_page(err: &OAuthError) -> Response {
             "The server cannot complete this request right now. Please try again in a moment.",
         ),
     );
-    if err.code == ErrorCode::TemporarilyUnavailable {
+    if let Some(retry) = err.retry_after() {
         resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static(retry));
     }
     resp
 }

@@ -128,6 +128,11 @@ async fn users_me_accepts_basic_and_refuses_bad_credentials_with_401() {
             !www.contains("error=\"invalid_client\""),
             "RFC 6750 has no such Bearer error: {www}"
         );
+        assert!(www.starts_with("Basic realm=\"hallpass\""), "{www}");
+        // A wrong user password is wrong resource-owner credentials: RFC 6749 §5.2
+        // `invalid_grant`, not `invalid_client` (no client is involved).
+        let body: Value = wrong.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{body}");
         let none = app.http.get(app.url("/api/users/me")).send().await.unwrap();
         let www = none.headers()["www-authenticate"]
             .to_str()
@@ -407,6 +412,7 @@ async fn a_bearer_token_manages_clients_and_consents_only_with_the_manage_scope(
                 www.starts_with("Bearer") && www.contains("error=\"insufficient_scope\""),
                 "{www}"
             );
+            assert!(www.contains("scope=\"hallpass:manage\""), "{www}");
             assert_oauth_error(resp, 403, "insufficient_scope").await;
         }
         assert_eq!(
