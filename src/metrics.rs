@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, handler, web::Data};
 
-use crate::{keys::KeyState, state::AppState};
+use crate::{keys::KeyState, oauth::grant_type::GrantType, state::AppState};
 
 /// Endpoint labels; anything else is counted as `other`.
 const ENDPOINTS: [&str; 12] = [
@@ -27,13 +27,12 @@ const ENDPOINTS: [&str; 12] = [
     "other",
 ];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 /// The process's counters.
 #[derive(Debug)]
 pub struct Metrics {
     requests: Vec<AtomicU64>,
-    tokens: [AtomicU64; 3],
+    tokens: [AtomicU64; GrantType::ALL.len()],
     refresh_reuse: AtomicU64,
 }
 
@@ -74,8 +73,8 @@ impl Metrics {
     }
 
     /// Counts one issued access token.
-    pub fn token_issued(&self, grant_type: &str) {
-        if let Some(i) = GRANTS.iter().position(|g| *g == grant_type) {
+    pub fn token_issued(&self, grant_type: GrantType) {
+        if let Some(i) = GrantType::ALL.iter().position(|g| *g == grant_type) {
             self.tokens[i].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -102,7 +101,7 @@ impl Metrics {
         }
         out.push_str("# HELP hallpass_tokens_issued_total Access tokens issued, by grant type.\n");
         out.push_str("# TYPE hallpass_tokens_issued_total counter\n");
-        for (i, grant) in GRANTS.iter().enumerate() {
+        for (i, grant) in GrantType::ALL.iter().enumerate() {
             let n = self.tokens[i].load(Ordering::Relaxed);
             out.push_str(&format!(
                 "hallpass_tokens_issued_total{{grant_type=\"{grant}\"}} {n}\n"

@@ -27,7 +27,7 @@ pub struct ClientRegistration {
 }
 
 /// A registered client. `client_secret` appears only when it was just created or rotated.
-#[derive(Object, Debug)]
+#[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct ClientView {
     /// The client id.
@@ -50,6 +50,22 @@ pub struct ClientView {
     pub scope: String,
 }
 
+/// Never shows the secret.
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientView")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client_name", &self.client_name)
+            .field("grant_types", &self.grant_types)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 fn view(c: Client, secret: Option<String>) -> ClientView {
     ClientView {
         client_id: c.client_id,
@@ -58,9 +74,13 @@ fn view(c: Client, secret: Option<String>) -> ClientView {
         client_id_issued_at: c.created_at,
         client_name: c.client_name,
         redirect_uris: c.redirect_uris,
-        grant_types: c.grant_types,
+        grant_types: c
+            .grant_types
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect(),
         token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_string(),
-        scope: c.scope,
+        scope: c.scope.to_string(),
     }
 }
 

@@ -64,7 +64,7 @@ impl ConsentsApi {
                 .map(|(g, client_name)| ConsentView {
                     client_id: g.client_id,
                     client_name,
-                    scope: g.scope,
+                    scope: g.scope.to_string(),
                     granted_at: g.granted_at,
                 })
                 .collect(),

@@ -3,7 +3,10 @@
 
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json};
 
-use crate::{api::ApiTags, crypto::sha256_b64, http::challenge::RETRY_AFTER, state::AppState};
+use crate::{
+    api::ApiTags, crypto::sha256_b64, http::challenge::RETRY_AFTER, oauth::grant_type::GrantType,
+    state::AppState,
+};
 
 /// Authorization-server metadata (RFC 8414 §2), also served as OpenID Connect discovery.
 #[derive(Object, Debug, Clone)]
@@ -171,11 +174,10 @@ impl DiscoveryApi {
             ]),
             response_types_supported: strs(&["code"]),
             response_modes_supported: strs(&["query"]),
-            grant_types_supported: strs(&[
-                "authorization_code",
-                "refresh_token",
-                "client_credentials",
-            ]),
+            grant_types_supported: GrantType::ALL
+                .iter()
+                .map(|g| g.as_str().to_string())
+                .collect(),
             token_endpoint_auth_methods_supported: strs(&[
                 "client_secret_basic",
                 "client_secret_post",

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// A revocation or introspection request (`application/x-www-form-urlencoded`).
-#[derive(Object, Deserialize, Debug)]
+#[derive(Object, Deserialize)]
 pub struct TokenHintForm {
     /// The token: an access token or a refresh token.
     pub token: Option<String>,
@@ -25,6 +25,19 @@ pub struct TokenHintForm {
     pub client_id: Option<String>,
     /// The client secret (`client_secret_post`).
     pub client_secret: Option<String>,
+}
+
+/// Never shows the token or the secret.
+impl std::fmt::Debug for TokenHintForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenHintForm")
+            .field("token", &hidden(&self.token))
+            .field("token_type_hint", &self.token_type_hint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &hidden(&self.client_secret))
+            .finish()
+    }
 }
 
 /// Revocation result.

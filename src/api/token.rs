@@ -16,7 +16,7 @@ use crate::{
 
 /// The token request (`application/x-www-form-urlencoded`). Every field is optional here so
 /// that a missing one gets an RFC 6749 `invalid_request`, not a parser error.
-#[derive(Object, Deserialize, Debug)]
+#[derive(Object, Deserialize)]
 pub struct TokenForm {
     /// `authorization_code`, `refresh_token` or `client_credentials`.
     pub grant_type: Option<String>,
@@ -36,8 +36,25 @@ pub struct TokenForm {
     pub refresh_token: Option<String>,
 }
 
+/// Shows which parameters were sent, never the code, verifier, secret or refresh token.
+impl std::fmt::Debug for TokenForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenForm")
+            .field("grant_type", &self.grant_type)
+            .field("code", &hidden(&self.code))
+            .field("redirect_uri", &self.redirect_uri)
+            .field("code_verifier", &hidden(&self.code_verifier))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &hidden(&self.client_secret))
+            .field("scope", &self.scope)
+            .field("refresh_token", &hidden(&self.refresh_token))
+            .finish()
+    }
+}
+
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Object, Debug)]
+#[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct TokenBody {
     /// The access token: an RFC 9068 JWT.
@@ -52,6 +69,21 @@ pub struct TokenBody {
     pub refresh_token: Option<String>,
     /// The OpenID Connect ID token, when `openid` was granted.
     pub id_token: Option<String>,
+}
+
+/// Never shows the tokens.
+impl std::fmt::Debug for TokenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenBody")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("refresh_token", &hidden(&self.refresh_token))
+            .field("id_token", &hidden(&self.id_token))
+            .finish()
+    }
 }
 
 impl From<Issued> for TokenBody {

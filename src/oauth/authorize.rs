@@ -16,7 +16,9 @@ use crate::{
     oauth::error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
-        consent, pkce,
+        consent,
+        grant_type::GrantType,
+        pkce,
         scope::Scope,
         session::{self, Session},
     },
@@ -36,8 +38,8 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
     pub redirect_uri_explicit: bool,
-    /// Granted-if-approved scope, space-separated.
-    pub scope: String,
+    /// Granted-if-approved scope.
+    pub scope: Scope,
     /// The client's `state`, echoed back.
     pub state: Option<String>,
     /// PKCE S256 challenge.
@@ -215,7 +217,7 @@ pub async fn validate(
             ));
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return fail(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code grant",
@@ -313,7 +315,7 @@ pub async fn validate(
         client_id: client.client_id.clone(),
         redirect_uri_explicit: get("redirect_uri").is_some(),
         redirect_uri,
-        scope: scope.to_string(),
+        scope,
         state: client_state.map(str::to_string),
         code_challenge,
         nonce: nonce.map(str::to_string),
@@ -370,8 +372,7 @@ pub async fn after_login(
     session: &Session,
     req: &AuthRequest,
 ) -> Result<Next, OAuthError> {
-    let scope = Scope::parse(&req.scope)?;
-    let granted = consent::covers(state, &session.sub, &req.client_id, &scope).await?;
+    let granted = consent::covers(state, &session.sub, &req.client_id, &req.scope).await?;
     if granted && !req.prompts("consent") {
         return Ok(Next::Redirect(issue_code(state, session, req).await?));
     }
@@ -478,8 +479,13 @@ pub async fn decide(
         )));
     }
     tracing::info!(client_id = %pending.req.client_id, "consent granted");
-    let scope = Scope::parse(&pending.req.scope)?;
-    consent::remember(state, &session.sub, &pending.req.client_id, &scope).await?;
+    consent::remember(
+        state,
+        &session.sub,
+        &pending.req.client_id,
+        &pending.req.scope,
+    )
+    .await?;
     Ok(Decision::Redirect(
         issue_code(state, session, &pending.req).await?,
     ))

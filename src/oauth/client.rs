@@ -10,7 +10,7 @@ use url::Url;
 use crate::{
     crypto::{ct_eq, random_id, random_token, sha256_b64},
     oauth::error::{ErrorCode, OAuthError},
-    oauth::{scope::Scope, users::User},
+    oauth::{grant_type::GrantType, scope::Scope, users::User},
     state::AppState,
     store::{StoreJson, schema},
     uri::is_loopback_host,
@@ -48,8 +48,6 @@ impl AuthMethod {
     }
 }
 
-/// Grant types a client may register.
-pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 /// The scope that asks for a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 /// Most clients one user may own.
@@ -70,20 +68,20 @@ pub struct Client {
     pub client_name: String,
     /// Registered redirect URIs, matched exactly.
     pub redirect_uris: Vec<String>,
-    /// Allowed grant types.
-    pub grant_types: Vec<String>,
+    /// Allowed grant types, sorted by name.
+    pub grant_types: Vec<GrantType>,
     /// Token endpoint authentication method.
     pub token_endpoint_auth_method: AuthMethod,
-    /// The scopes the client may request, space-separated.
-    pub scope: String,
+    /// The scopes the client may request.
+    pub scope: Scope,
     /// Unix seconds.
     pub created_at: u64,
 }
 
 impl Client {
     /// Whether the client may use `grant_type`.
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.grant_types.contains(&grant_type)
     }
 
     /// Whether the client is public (no secret).
@@ -92,8 +90,8 @@ impl Client {
     }
 
     /// The client's allowed scopes.
-    pub fn allowed_scope(&self) -> Scope {
-        Scope::parse(&self.scope).unwrap_or_default()
+    pub fn allowed_scope(&self) -> &Scope {
+        &self.scope
     }
 }
 
@@ -176,35 +174,36 @@ pub async fn register(
             metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
         })?,
     };
-    let mut grant_types = reg
+    let mut names = reg
         .grant_types
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
-    grant_types.sort();
-    grant_types.dedup();
-    if grant_types.is_empty() {
+        .unwrap_or_else(|| vec![GrantType::AuthorizationCode.as_str().into()]);
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
         return Err(metadata_error(
             "grant_types must name at least one grant type",
         ));
     }
-    if let Some(g) = grant_types
-        .iter()
-        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
-    {
-        return Err(metadata_error(format!(
-            "grant type {g:?} is not supported; use authorization_code, refresh_token or client_credentials"
-        )));
+    let mut grant_types = Vec::with_capacity(names.len());
+    for g in &names {
+        grant_types.push(GrantType::parse(g).ok_or_else(|| {
+            metadata_error(format!(
+                "grant type {g:?} is not supported; use {}",
+                GrantType::names()
+            ))
+        })?);
     }
-    let has = |g: &str| grant_types.iter().any(|x| x == g);
-    if method == AuthMethod::None && has("client_credentials") {
+    let has = |g: GrantType| grant_types.contains(&g);
+    if method == AuthMethod::None && has(GrantType::ClientCredentials) {
         return Err(metadata_error(
             "a public client (token_endpoint_auth_method none) cannot use client_credentials",
         ));
     }
-    if has("refresh_token") && !has("authorization_code") {
+    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
         return Err(metadata_error("refresh_token requires authorization_code"));
     }
     let redirect_uris = reg.redirect_uris.unwrap_or_default();
-    if has("authorization_code") && redirect_uris.is_empty() {
+    if has(GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidRedirectUri,
             "redirect_uris is required for the authorization_code grant",
@@ -226,7 +225,7 @@ pub async fn register(
     let scope = match reg.scope.as_deref() {
         None => Scope::from_tokens(offered.iter().filter(|s| {
             *s != crate::oauth::users::MANAGE_SCOPE
-                && (*s != OFFLINE_ACCESS || has("refresh_token"))
+                && (*s != OFFLINE_ACCESS || has(GrantType::RefreshToken))
         })),
         Some(raw) => Scope::parse(raw)
             .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
@@ -236,7 +235,7 @@ pub async fn register(
             "scope may only contain offered scopes: {offered}"
         )));
     }
-    if scope.contains(OFFLINE_ACCESS) && !has("refresh_token") {
+    if scope.contains(OFFLINE_ACCESS) && !has(GrantType::RefreshToken) {
         return Err(metadata_error(
             "offline_access needs the refresh_token grant: add it to grant_types",
         ));
@@ -262,7 +261,7 @@ pub async fn register(
         redirect_uris,
         grant_types,
         token_endpoint_auth_method: method,
-        scope: scope.to_string(),
+        scope,
         created_at: state.now(),
     };
     state
@@ -359,8 +358,9 @@ pub async fn rotate_secret(
     Ok((client, secret))
 }
 
-/// The credentials a token-endpoint request carried (RFC 6749 §2.3.1).
-#[derive(Debug, Default)]
+/// The credentials a token-endpoint request carried (RFC 6749 §2.3.1). `Debug` never shows
+/// a secret.
+#[derive(Default)]
 pub struct ClientCredentials {
     /// From the `Authorization: Basic` header, already form-decoded.
     pub basic: Option<(String, String)>,
@@ -370,6 +370,20 @@ pub struct ClientCredentials {
     pub form_id: Option<String>,
     /// `client_secret` form parameter.
     pub form_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("basic_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("malformed_header", &self.malformed_header)
+            .field("form_id", &self.form_id)
+            .field(
+                "form_secret",
+                &self.form_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// Authenticates the client of a token-endpoint request: exactly one method, the one the

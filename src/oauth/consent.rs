@@ -16,7 +16,7 @@ pub struct Grant {
     /// The client.
     pub client_id: String,
     /// Every scope the user has granted it.
-    pub scope: String,
+    pub scope: Scope,
     /// When it was last granted (Unix seconds).
     pub granted_at: u64,
 }
@@ -35,7 +35,7 @@ pub async fn covers(
     else {
         return Ok(false);
     };
-    Ok(scope.is_subset(&Scope::parse(&grant.scope)?))
+    Ok(scope.is_subset(&grant.scope))
 }
 
 /// Records that `sub` granted `client_id` the scopes in `scope` (added to earlier grants).
@@ -49,14 +49,13 @@ pub async fn remember(
         .store
         .get_json::<Grant>(&schema::consent(sub, client_id))
         .await?;
-    let mut all: Vec<String> = scope.iter().map(str::to_string).collect();
-    if let Some(p) = previous {
-        all.extend(Scope::parse(&p.scope)?.iter().map(str::to_string));
-    }
-    let merged = Scope::from_tokens(all.iter().map(String::as_str));
+    let merged = match previous {
+        Some(p) => scope.union(&p.scope),
+        None => scope.clone(),
+    };
     let grant = Grant {
         client_id: client_id.to_string(),
-        scope: merged.to_string(),
+        scope: merged,
         granted_at: state.now(),
     };
     state

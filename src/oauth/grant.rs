@@ -15,6 +15,7 @@ use crate::{
     oauth::{
         authorize::CodeGrant,
         client::{self, Client, ClientCredentials},
+        grant_type::GrantType,
         pkce, refresh, revocation,
         scope::Scope,
     },
@@ -23,8 +24,9 @@ use crate::{
     token::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY, sign},
 };
 
-/// The token request's parameters, as sent (all optional; checked here).
-#[derive(Debug, Default, Clone)]
+/// The token request's parameters, as sent (all optional; checked here). `Debug` shows
+/// which were sent, never the code, verifier or refresh token.
+#[derive(Default, Clone)]
 pub struct TokenRequest {
     /// `grant_type`.
     pub grant_type: Option<String>,
@@ -40,8 +42,22 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
 }
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sent = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("code", &sent(&self.code))
+            .field("redirect_uri", &self.redirect_uri)
+            .field("code_verifier", &sent(&self.code_verifier))
+            .field("scope", &self.scope)
+            .field("refresh_token", &sent(&self.refresh_token))
+            .finish()
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1). `Debug` never shows the tokens.
+#[derive(Clone, Serialize)]
 pub struct Issued {
     /// The JWT access token.
     pub access_token: String,
@@ -57,6 +73,22 @@ pub struct Issued {
     pub refresh_token: Option<String>,
 }
 
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
 /// Handles one token request.
 #[tracing::instrument(skip_all, fields(client_id, grant_type = req.grant_type.as_deref().unwrap_or("")))]
 pub async fn token(
@@ -64,20 +96,16 @@ pub async fn token(
     creds: ClientCredentials,
     req: TokenRequest,
 ) -> Result<Issued, OAuthError> {
-    let grant_type = req
+    let name = req
         .grant_type
-        .clone()
+        .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let grant_type = grant_type.as_str();
-    if !matches!(
-        grant_type,
-        "authorization_code" | "client_credentials" | "refresh_token"
-    ) {
-        return Err(OAuthError::new(
+    let grant_type = GrantType::parse(name).ok_or_else(|| {
+        OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code, refresh_token or client_credentials",
-        ));
-    }
+            format!("grant_type must be {}", GrantType::names()),
+        )
+    })?;
     let client = client::authenticate(state, creds).await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
     if !client.allows_grant(grant_type) {
@@ -87,9 +115,9 @@ pub async fn token(
         ));
     }
     let issued = match grant_type {
-        "authorization_code" => authorization_code(state, &client, req).await,
-        "refresh_token" => refresh_token(state, &client, req).await,
-        _ => client_credentials(state, &client, req),
+        GrantType::AuthorizationCode => authorization_code(state, &client, req).await,
+        GrantType::RefreshToken => refresh_token(state, &client, req).await,
+        GrantType::ClientCredentials => client_credentials(state, &client, req),
     }?;
     state.metrics.token_issued(grant_type);
     Ok(issued)
@@ -121,8 +149,8 @@ async fn authorization_code(
     // replay arriving even a moment later revokes it (RFC 6749 §4.1.2).
     let jti = random_id();
     let exp = state.now() + state.config.access_token_ttl;
-    let wants_refresh = grant.req.scope.split(' ').any(|s| s == "offline_access")
-        && client.allows_grant("refresh_token")
+    let wants_refresh = grant.req.scope.contains(client::OFFLINE_ACCESS)
+        && client.allows_grant(GrantType::RefreshToken)
         && grant.req.client_id == client.client_id;
     let redeemed = Redeemed {
         jti: jti.clone(),
@@ -175,22 +203,24 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let scope = Scope::parse(&grant.req.scope)?;
+    let scope = &grant.req.scope;
     let mut issued = issue(
         state,
         client,
         &grant.sub,
-        &scope,
+        scope,
         Some(grant.auth_time),
-        grant.req.nonce.as_deref(),
         &jti,
+        Some(IdToken {
+            nonce: grant.req.nonce.as_deref(),
+        }),
     )?;
     if let Some(family) = &redeemed.family {
         let rt = refresh::start(
             state,
             client,
             &grant.sub,
-            &scope,
+            scope,
             grant.auth_time,
             (&jti, exp),
             family,
@@ -241,17 +271,16 @@ async fn refresh_token(
     let scope = req.scope.as_deref().filter(|s| !s.trim().is_empty());
     let rotation = refresh::redeem(state, client, token, scope, (&jti, exp)).await?;
     let fam = &rotation.family;
+    // No ID token: those come only from the code exchange, where the nonce is.
     let mut issued = issue(
         state,
         client,
         &fam.sub,
         &rotation.scope,
         Some(fam.auth_time),
-        None,
         &jti,
+        None,
     )?;
-    // ID tokens come only from the code exchange, where the nonce is.
-    issued.id_token = None;
     issued.refresh_token = Some(rotation.refresh_token);
     Ok(issued)
 }
@@ -279,8 +308,8 @@ fn client_credentials(
         &client.client_id,
         &scope,
         None,
-        None,
         &random_id(),
+        None,
     )
 }
 
@@ -297,14 +326,20 @@ struct IdClaims<'a> {
     at_hash: String,
 }
 
+/// Asks [`issue`] for an OpenID Connect ID token too (when `openid` is in the scope).
+struct IdToken<'a> {
+    nonce: Option<&'a str>,
+}
+
+/// Signs the access token, and the ID token only when `id_token` asks for one.
 fn issue(
     state: &AppState,
     client: &Client,
     sub: &str,
     scope: &Scope,
     auth_time: Option<u64>,
-    nonce: Option<&str>,
     jti: &str,
+    id_token: Option<IdToken<'_>>,
 ) -> Result<Issued, OAuthError> {
     let now = state.now();
     let ttl = state.config.access_token_ttl;
@@ -323,8 +358,8 @@ fn issue(
     };
     let access_token =
         sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| OAuthError::internal(&e))?;
-    let id_token = match auth_time {
-        Some(auth_time) if scope.contains("openid") => {
+    let id_token = match (auth_time, id_token) {
+        (Some(auth_time), Some(IdToken { nonce })) if scope.contains("openid") => {
             // OpenID Connect Core §3.1.3.6: the left half of the hash of the access token,
             // with the hash of the signing algorithm (SHA-512 for Ed25519).
             let digest = match key.meta.alg {

@@ -4,7 +4,7 @@
 //!
 //! - [`error`]: [`error::OAuthError`], a code and a description (no HTTP status).
 //! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
-//! - [`grant`]: the token endpoint's grants.
+//! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names.
 //! - [`client`]: client registration and client authentication.
 //! - [`users`]: user accounts and caller authentication for the management API.
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
@@ -18,6 +18,7 @@ pub mod client;
 pub mod consent;
 pub mod error;
 pub mod grant;
+pub mod grant_type;
 pub mod pkce;
 pub mod refresh;
 pub mod revocation;

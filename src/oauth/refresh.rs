@@ -40,7 +40,7 @@ pub struct Family {
     /// The user.
     pub sub: String,
     /// The scope granted at sign-in; refreshes may narrow it, never widen it.
-    pub scope: String,
+    pub scope: Scope,
     /// When the user authenticated.
     pub auth_time: u64,
     /// When the family began (absolute lifetime).
@@ -110,7 +110,7 @@ pub async fn start(
     let mut fam = Family {
         client_id: client.client_id.clone(),
         sub: sub.to_string(),
-        scope: scope.to_string(),
+        scope: scope.clone(),
         auth_time,
         created_at: now,
         generation: 0,
@@ -189,7 +189,7 @@ pub async fn redeem(
             revoke_family(state, family_id).await?;
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
         }
-        let granted = Scope::parse(&fam.scope)?;
+        let granted = fam.scope.clone();
         let scope = match requested_scope {
             Some(raw) => {
                 let s = Scope::parse(raw)?;

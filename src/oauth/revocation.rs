@@ -163,7 +163,7 @@ pub async fn introspect(
             Ok(Introspection {
                 active: true,
                 token_type: Some("refresh_token"),
-                scope: Some(fam.scope),
+                scope: Some(fam.scope.to_string()),
                 client_id: Some(fam.client_id),
                 sub: Some(fam.sub),
                 username,

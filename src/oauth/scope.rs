@@ -1,4 +1,6 @@
 //! Scope sets (RFC 6749 §3.3): parsed from the space-delimited form, de-duplicated, ordered.
+//! Stored records hold a [`Scope`]; it (de)serialises as the space-delimited string, so the
+//! stored JSON is the same as the wire form.
 
 use std::collections::BTreeSet;
 
@@ -43,6 +45,11 @@ impl Scope {
         self.0.is_subset(&other.0)
     }
 
+    /// Every token of `self` and of `other`.
+    pub fn union(&self, other: &Scope) -> Scope {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
     /// Whether the set contains `token`.
     pub fn contains(&self, token: &str) -> bool {
         self.0.contains(token)
@@ -73,6 +80,19 @@ impl std::fmt::Display for Scope {
     }
 }
 
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Scope::parse(&raw).map_err(|e| serde::de::Error::custom(e.description))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +104,14 @@ mod tests {
         assert!(Scope::parse("a \"b").is_err());
         assert!(Scope::from_tokens(["a"]).is_subset(&s));
         assert!(!Scope::from_tokens(["c"]).is_subset(&s));
+    }
+
+    #[test]
+    fn a_scope_is_stored_as_its_space_delimited_string() {
+        let s = Scope::from_tokens(["openid", "beers:read"]);
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(json, "\"beers:read openid\"");
+        assert_eq!(serde_json::from_str::<Scope>(&json).ok(), Some(s));
+        assert!(serde_json::from_str::<Scope>("\"a \\\"b\"").is_err());
     }
 }

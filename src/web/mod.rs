@@ -225,7 +225,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
     }
     let scopes: Vec<(String, String)> = areq
         .scope
-        .split(' ')
+        .iter()
         .map(|s| {
             (
                 s.to_string(),
