@@ -237,7 +237,7 @@ pub async fn validate(
             "no scope requested",
         ));
     }
-    if !scope.is_subset(&allowed) {
+    if !scope.is_subset(allowed) {
         return fail(OAuthError::new(
             ErrorCode::InvalidScope,
             format!("this client may request only: {allowed}"),

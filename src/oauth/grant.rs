@@ -296,7 +296,7 @@ fn client_credentials(
         Some(raw) => Scope::parse(raw)?,
         None => allowed.clone(),
     };
-    if !scope.is_subset(&allowed) {
+    if !scope.is_subset(allowed) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
             format!("this client may request only: {allowed}"),
@@ -391,4 +391,37 @@ fn issue(
         id_token,
         refresh_token: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_tokens_codes_or_secrets() {
+        let issued = Issued {
+            access_token: "at-secret".into(),
+            token_type: "Bearer",
+            expires_in: 60,
+            scope: "openid".into(),
+            id_token: Some("id-secret".into()),
+            refresh_token: Some("rt-secret".into()),
+        };
+        let req = TokenRequest {
+            grant_type: Some("authorization_code".into()),
+            code: Some("code-secret".into()),
+            code_verifier: Some("verifier-secret".into()),
+            refresh_token: Some("rt-secret".into()),
+            ..TokenRequest::default()
+        };
+        let creds = ClientCredentials {
+            basic: Some(("app".into(), "basic-secret".into())),
+            form_secret: Some("form-secret".into()),
+            ..ClientCredentials::default()
+        };
+        let shown = format!("{issued:?} {req:?} {creds:?}");
+        assert!(!shown.contains("secret\""), "{shown}");
+        assert!(!shown.contains("-secret"), "{shown}");
+        assert!(shown.contains("authorization_code") && shown.contains("app"), "{shown}");
+    }
 }
