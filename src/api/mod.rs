@@ -2,7 +2,8 @@
 //!
 //! Handlers translate: they parse input, call one `oauth::` function, and map the result.
 //! [`build_openapi`] is the single source of the spec: the server, the `hallpass openapi`
-//! command and the drift test all call it.
+//! command and the drift test all call it. [`extractors`] holds the management API's caller
+//! extractor; errors become responses in [`crate::error`].
 
 pub mod clients;
 pub mod consents;

@@ -1,5 +1,6 @@
 //! OpenAPI security schemes. They only extract credentials; deciding who the caller is
-//! happens in `oauth::client::authenticate` and `oauth::users::authenticate_caller`.
+//! happens in `oauth::client::authenticate` and, for the management API, in the
+//! [`Manager`](crate::api::extractors::Manager) extractor built on [`UserAuth`].
 
 use poem_openapi::{
     SecurityScheme,

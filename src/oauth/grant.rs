@@ -422,6 +422,9 @@ mod tests {
         let shown = format!("{issued:?} {req:?} {creds:?}");
         assert!(!shown.contains("secret\""), "{shown}");
         assert!(!shown.contains("-secret"), "{shown}");
-        assert!(shown.contains("authorization_code") && shown.contains("app"), "{shown}");
+        assert!(
+            shown.contains("authorization_code") && shown.contains("app"),
+            "{shown}"
+        );
     }
 }

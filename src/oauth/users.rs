@@ -1,8 +1,10 @@
 //! Users: the tutorial's accounts, with argon2id passwords.
 //!
-//! Records are JSON under `user:<username>`, with an index `userid:<id>` → username. The
-//! username key is created with a set-if-absent, so two concurrent registrations of one name
-//! cannot both succeed.
+//! Records are JSON under `user:<username>`, with an index `userid:<id>` → username (see
+//! [`crate::store::schema`]). The username key is created with a set-if-absent, so two
+//! concurrent registrations of one name cannot both succeed. [`authenticate_caller`] resolves
+//! the caller of the management API; how its failures are answered over HTTP is decided in
+//! `api::extractors`.
 
 use serde::{Deserialize, Serialize};
 
