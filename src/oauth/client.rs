@@ -98,15 +98,16 @@ impl Client {
 /// A registration request as the caller sent it; every field optional, checked by [`register`].
 #[derive(Debug, Clone, Default)]
 pub struct Registration {
-    /// `client_name`.
+    /// Shown on the consent page; required, 1 to 200 characters.
     pub client_name: Option<String>,
-    /// `redirect_uris`.
+    /// Required for the authorization code grant; each checked by [`validate_redirect_uri`].
     pub redirect_uris: Option<Vec<String>>,
-    /// `grant_types`.
+    /// [`GrantType`] names; `authorization_code` when absent.
     pub grant_types: Option<Vec<String>>,
-    /// `token_endpoint_auth_method`.
+    /// An [`AuthMethod`] name; `client_secret_basic` when absent.
     pub token_endpoint_auth_method: Option<String>,
-    /// `scope`.
+    /// Offered scopes only; by default all but `hallpass:manage` (and `offline_access`
+    /// without the refresh grant).
     pub scope: Option<String>,
 }
 

@@ -28,17 +28,17 @@ use crate::{
 /// which were sent, never the code, verifier or refresh token.
 #[derive(Default, Clone)]
 pub struct TokenRequest {
-    /// `grant_type`.
+    /// Parsed here into a [`GrantType`]; anything else is `unsupported_grant_type`.
     pub grant_type: Option<String>,
-    /// `code`.
+    /// The authorization code to redeem.
     pub code: Option<String>,
-    /// `redirect_uri`.
+    /// Must repeat the authorization request's, when that request named one.
     pub redirect_uri: Option<String>,
-    /// `code_verifier`.
+    /// The PKCE verifier of the code's challenge (RFC 7636 §4.5).
     pub code_verifier: Option<String>,
-    /// `scope`.
+    /// A narrower scope (client credentials, refresh); empty means "as granted".
     pub scope: Option<String>,
-    /// `refresh_token`.
+    /// The refresh token to rotate.
     pub refresh_token: Option<String>,
 }
 
