@@ -456,6 +456,11 @@ mod tests {
         ]});
         let keys = parse_jwks(body.to_string().as_bytes()).unwrap_or_default();
         assert_eq!(keys.len(), 1);
+        assert_eq!(
+            keys.get("k").map(|k| k.key.clone()),
+            Some(crate::jose::PublicKey::Ed25519(vec![1u8; 32])),
+            "the first key of a kid wins"
+        );
         assert!(parse_jwks(b"[]").is_err());
     }
 }

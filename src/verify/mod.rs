@@ -20,8 +20,8 @@
 //! - required scopes are checked last and reported by name.
 //!
 //! Failures are a [`VerifyError`] naming the check that failed. For poem-openapi services
-//! (feature `verify-poem`), [`BearerAuth`] is a security scheme that does all of this before the handler runs, with a
-//! type parameter naming the scopes an operation requires:
+//! (feature `verify-poem`), [`BearerAuth`] is a security scheme that does all of this before
+//! the handler runs, with a type parameter naming the scopes an operation requires:
 //!
 //! ```
 //! use hallpass::verify::{BearerAuth, RequiredScopes, Verifier};
