@@ -20,30 +20,8 @@ beers:read=See the beers in your beer locker,\
 beers:write=Add beers to your beer locker and change or remove them,\
 hallpass:manage=Manage your Hallpass applications and the access you have granted";
 
-/// The JWS algorithm new access tokens are signed with.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SigningAlg {
-    /// ECDSA with P-256 and SHA-256 (the default).
-    #[value(name = "ES256")]
-    ES256,
-    /// Ed25519.
-    #[value(name = "EdDSA")]
-    EdDSA,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key.
-    #[value(name = "RS256")]
-    RS256,
-}
-
-impl SigningAlg {
-    /// The JOSE name of the algorithm.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::ES256 => "ES256",
-            SigningAlg::EdDSA => "EdDSA",
-            SigningAlg::RS256 => "RS256",
-        }
-    }
-}
+/// The JWS algorithm new access tokens are signed with: the one JOSE algorithm type.
+pub use crate::jose::Algorithm as SigningAlg;
 
 /// Whether anyone may register a user account.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,13 +17,16 @@
 //! - [`config`]: settings from flags and `HALLPASS_*` variables, validated at start.
 //! - [`state`]: the shared [`state::AppState`] (config, store, keys, clock).
 //! - [`store`]: the key-value store trait with memory and Redis backends.
-//! - [`keys`]: signing keys, `kid` thumbprints, the JWKS.
-//! - [`token`]: access-token claims, signing and strict verification.
+//! - [`keys`]: signing keys, `kid` thumbprints, the JWKS, rotation and reloading.
+//! - [`jose`]: the one JOSE stack: algorithm, JWK, JWS sign/verify, RFC 9068 claims.
+//! - [`token`]: the server's own access tokens, signed and checked through [`jose`].
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
 //! - [`metrics`]: Prometheus counters at `/metrics`.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
-//!   security scheme).
+//!   security scheme). With `--no-default-features --features verify` (or `verify-poem`)
+//!   the crate is only [`jose`], [`verify`], [`time`], [`uri`] and [`error_code`] (plus
+//!   `error`), without argon2, redis, clap, rsa or Swagger UI.
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
 //!   binary).
 
@@ -31,24 +34,46 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod api;
-pub mod beer_locker;
-pub mod config;
-pub mod crypto;
-pub mod error;
+// Below both the server and the verifier (`verify`).
 pub mod error_code;
-pub mod http;
-pub mod keys;
-pub mod metrics;
-pub mod oauth;
-pub mod startup;
-pub mod state;
-pub mod store;
-pub mod telemetry;
+pub mod jose;
 pub mod time;
-pub mod token;
 pub mod uri;
 pub mod verify;
+
+// Shared with the verifier's poem integration (`verify-poem`).
+#[cfg(feature = "verify-poem")]
+pub mod http;
+
+// The server (`server`, the default).
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod beer_locker;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod crypto;
+#[cfg(feature = "server")]
+pub mod error;
+#[cfg(feature = "server")]
+pub mod keys;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod oauth;
+#[cfg(feature = "server")]
+pub mod startup;
+#[cfg(feature = "server")]
+pub mod state;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod token;
+#[cfg(feature = "server")]
 pub mod web;
 
+#[cfg(feature = "server")]
 pub use startup::{Application, build_app};

@@ -138,7 +138,7 @@ fn keys_list(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 
 fn keys_rotate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let now = SystemClock.now();
-    let lead = hallpass::startup::rotation_lead(config.jwks_max_age);
+    let lead = hallpass::keys::rotation_lead(config.jwks_max_age);
     let key = hallpass::keys::rotate(
         &config.keys_dir,
         config.signing_alg,

@@ -13,21 +13,11 @@ use crate::{
     config::Config,
     crypto::{Passwords, random_bytes},
     error::{Challenge, OAuthError, rfc_errors},
-    keys::KeySet,
     state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
     time::{Clock, SystemClock},
     web,
 };
-
-/// How often every instance re-reads the keys directory.
-pub const KEY_RELOAD_SECS: u64 = 10;
-
-/// How far ahead of signing a rotated key is published: one JWKS `max-age`, one reload
-/// interval for every instance to see the file, and a minute of margin for clock skew.
-pub fn rotation_lead(jwks_max_age: u64) -> u64 {
-    jwks_max_age + KEY_RELOAD_SECS + 60
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -185,29 +175,13 @@ impl Application {
             }
         }
         warn_if_issuer_misses_bind(&config);
-        let (keys, generated) =
-            KeySet::load_or_generate(&config.keys_dir, config.signing_alg, clock.now())?;
-        if generated {
-            tracing::warn!(dir = %config.keys_dir.display(), alg = config.signing_alg.as_str(), "generated a new signing key (development); production should mount its keys");
-        }
+        let keys = crate::keys::load_at_startup(&config, clock.now()).await?;
         let secret = load_or_create_session_secret(&config.keys_dir)?;
         let dummy = Passwords::new()
             .await
             .map_err(|e| StartupError::Io(e.to_string()))?;
         let state = AppState::new(config, store, keys, clock, dummy, &secret);
-        let reloader = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(KEY_RELOAD_SECS));
-            loop {
-                tick.tick().await;
-                if let Err(e) = reloader.reload_keys() {
-                    tracing::error!(error = %e, "reloading the keys directory failed; keeping the previous keys");
-                }
-                if let Err(e) = reloader.rotate_if_due().await {
-                    tracing::error!(error = %e, "scheduled key rotation failed; retrying at the next tick");
-                }
-            }
-        });
+        crate::keys::spawn_reloader(state.clone());
         Self::bind(state).await
     }
 

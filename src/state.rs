@@ -92,50 +92,6 @@ impl AppState {
         Ok(())
     }
 
-    /// The automatic schedule (`HALLPASS_KEY_ROTATION_DAYS`): when the active key has signed
-    /// for nearly a period and no next key is waiting, creates one so that it takes over when
-    /// the period ends. Instances need no leader: the first to claim the rotation in the store
-    /// makes the key, the others see it at their next reload. Returns the new key's kid.
-    pub async fn rotate_if_due(&self) -> Result<Option<String>, crate::error::OAuthError> {
-        let Some(period) = self.config.key_rotation_secs else {
-            return Ok(None);
-        };
-        let now = self.now();
-        let lead = crate::startup::rotation_lead(self.config.jwks_max_age);
-        let keys = self.keys();
-        let Ok(active) = keys.active(now) else {
-            return Ok(None);
-        };
-        let ttl = self.config.access_token_ttl;
-        let next_waiting = keys
-            .all()
-            .iter()
-            .any(|k| keys.state_of(k, now, ttl) == crate::keys::KeyState::Next);
-        if next_waiting || now + lead < active.meta.not_before + period {
-            return Ok(None);
-        }
-        let claim = crate::store::schema::key_rotation(&active.kid);
-        if !self
-            .store
-            .put_new(&claim, b"1", Some(std::time::Duration::from_secs(lead)))
-            .await?
-        {
-            return Ok(None);
-        }
-        let key = crate::keys::rotate(
-            &self.config.keys_dir,
-            self.config.signing_alg,
-            now,
-            lead,
-            ttl,
-        )
-        .map_err(|e| crate::error::OAuthError::internal(&e))?;
-        tracing::info!(kid = %key.kid, not_before = key.meta.not_before, "scheduled key rotation: next key published");
-        self.reload_keys()
-            .map_err(|e| crate::error::OAuthError::internal(&e))?;
-        Ok(Some(key.kid))
-    }
-
     /// The key that signs now.
     pub fn signing_key(&self) -> Result<Arc<SigningKey>, KeyError> {
         self.keys().active(self.now()).cloned()

@@ -51,37 +51,8 @@ pub struct Metadata {
     pub service_documentation: String,
 }
 
-/// One public key (RFC 7517 §4).
-#[derive(Object, Debug, Clone)]
-#[oai(skip_serializing_if_is_none)]
-pub struct Jwk {
-    /// Key type: `EC`, `OKP` or `RSA`.
-    pub kty: String,
-    /// Key id: the RFC 7638 thumbprint.
-    pub kid: String,
-    /// Always `sig`.
-    #[oai(rename = "use")]
-    pub use_: String,
-    /// The algorithm this key signs with.
-    pub alg: String,
-    /// Curve (`P-256`, `Ed25519`).
-    pub crv: Option<String>,
-    /// EC or OKP x coordinate / public key.
-    pub x: Option<String>,
-    /// EC y coordinate.
-    pub y: Option<String>,
-    /// RSA modulus.
-    pub n: Option<String>,
-    /// RSA exponent.
-    pub e: Option<String>,
-}
-
-/// A JWK Set (RFC 7517 §5).
-#[derive(Object, Debug, Clone)]
-pub struct Jwks {
-    /// The keys.
-    pub keys: Vec<Jwk>,
-}
+/// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
+pub use crate::jose::{Jwk, Jwks};
 
 /// JWKS responses.
 #[derive(ApiResponse)]
@@ -193,21 +164,6 @@ impl DiscoveryApi {
     }
 }
 
-fn jwk(v: &serde_json::Value) -> Jwk {
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    Jwk {
-        kty: s("kty").unwrap_or_default(),
-        kid: s("kid").unwrap_or_default(),
-        use_: "sig".into(),
-        alg: s("alg").unwrap_or_default(),
-        crv: s("crv"),
-        x: s("x"),
-        y: s("y"),
-        n: s("n"),
-        e: s("e"),
-    }
-}
-
 #[OpenApi]
 impl DiscoveryApi {
     /// Authorization-server metadata
@@ -268,11 +224,7 @@ impl DiscoveryApi {
         {
             return JwksResponse::NotModified(cache, etag);
         }
-        let keys = doc["keys"]
-            .as_array()
-            .map(|a| a.iter().map(jwk).collect())
-            .unwrap_or_default();
-        JwksResponse::Ok(Json(Jwks { keys }), cache, etag)
+        JwksResponse::Ok(Json(doc), cache, etag)
     }
 
     /// Liveness

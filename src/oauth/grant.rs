@@ -348,7 +348,7 @@ fn issue(
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
         sub: sub.to_string(),
-        aud: state.config.audience.clone(),
+        aud: vec![state.config.audience.clone()],
         client_id: client.client_id.clone(),
         scope: scope.to_string(),
         iat: now,

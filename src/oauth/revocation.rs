@@ -149,7 +149,7 @@ pub async fn introspect(
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             iss: Some(claims.iss),
-            aud: Some(claims.aud),
+            aud: claims.aud.into_iter().next(),
             jti: Some(claims.jti),
         });
     }

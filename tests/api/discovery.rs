@@ -170,3 +170,51 @@ async fn metrics_count_requests_tokens_and_keys_in_prometheus_format() {
     );
     assert!(!text.contains(&c.client_secret.clone().unwrap()));
 }
+
+/// Our JWS and JWK encodings checked by a library we did not write: for every algorithm, a
+/// token signed by `hallpass::jose` verifies with `jsonwebtoken` against the published JWK,
+/// with one audience (a string) and with two (an array).
+#[test]
+fn tokens_of_every_algorithm_verify_with_jsonwebtoken_against_the_published_jwk() {
+    use hallpass::{
+        config::SigningAlg,
+        keys::SigningKey,
+        time::{Clock, SystemClock},
+        token::{ACCESS_TOKEN_TYP, AccessClaims, sign},
+    };
+    use jsonwebtoken::{DecodingKey, Validation, decode, jwk::Jwk};
+
+    let now = SystemClock.now();
+    for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
+        let (key, _) = SigningKey::generate(alg, now, now).unwrap();
+        let jwk: Jwk = serde_json::from_value(serde_json::to_value(key.jwk()).unwrap()).unwrap();
+        let decoding = DecodingKey::from_jwk(&jwk).unwrap();
+        for aud in [
+            vec!["https://api.example"],
+            vec!["https://api.example", "other"],
+        ] {
+            let claims = AccessClaims {
+                iss: "https://as.example".into(),
+                sub: "user-1".into(),
+                aud: aud.iter().map(|a| a.to_string()).collect(),
+                client_id: "client-1".into(),
+                scope: "beers:read".into(),
+                iat: now,
+                exp: now + 600,
+                jti: "j".into(),
+                auth_time: None,
+            };
+            let token = sign(&key, ACCESS_TOKEN_TYP, &claims).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            let mut validation = Validation::new(header.alg);
+            validation.set_issuer(&["https://as.example"]);
+            validation.set_audience(&["https://api.example"]);
+            let decoded = decode::<AccessClaims>(&token, &decoding, &validation)
+                .unwrap_or_else(|e| panic!("{alg} {aud:?}: {e}"));
+            assert_eq!(decoded.claims, claims);
+            assert_eq!(format!("{:?}", header.alg), alg.as_str());
+        }
+    }
+}

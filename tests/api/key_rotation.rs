@@ -228,11 +228,11 @@ async fn scheduled_rotation_makes_exactly_one_next_key_among_several_instances()
         app.state.reload_keys().unwrap();
         apps.push(app);
     }
-    let lead = hallpass::startup::rotation_lead(apps[0].state.config.jwks_max_age);
+    let lead = keys::rotation_lead(apps[0].state.config.jwks_max_age);
 
     for app in &apps {
         assert_eq!(
-            app.state.rotate_if_due().await.unwrap(),
+            keys::rotate_if_due(&app.state).await.unwrap(),
             None,
             "not due yet"
         );
@@ -240,13 +240,13 @@ async fn scheduled_rotation_makes_exactly_one_next_key_among_several_instances()
     }
     let mut made = Vec::new();
     for app in &apps {
-        made.extend(app.state.rotate_if_due().await.unwrap());
+        made.extend(keys::rotate_if_due(&app.state).await.unwrap());
     }
     assert_eq!(made.len(), 1, "exactly one instance rotated: {made:?}");
     for app in &apps {
         app.state.reload_keys().unwrap();
         assert_eq!(
-            app.state.rotate_if_due().await.unwrap(),
+            keys::rotate_if_due(&app.state).await.unwrap(),
             None,
             "a next key is already waiting"
         );

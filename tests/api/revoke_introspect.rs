@@ -54,7 +54,7 @@ async fn expired_revoked_tampered_foreign_none_hs256_and_garbage_tokens_are_exac
     let claims = |iss: &str| AccessClaims {
         iss: iss.into(),
         sub: c.owner.id.clone(),
-        aud: app.address.clone(),
+        aud: vec![app.address.clone()],
         client_id: c.client_id.clone(),
         scope: "beers:read".into(),
         iat: now,
