@@ -4,12 +4,14 @@
 //! - Opaque high-entropy values (codes, client secrets) are stored as SHA-256 and compared
 //!   in constant time; a slow hash would add nothing to 256 random bits.
 //! - User passwords are argon2id with the OWASP parameters (19 MiB, 2 passes, 1 lane),
-//!   hashed and verified on the blocking pool, never on the async runtime. Verifying for an
-//!   unknown user runs against a dummy hash so that timing does not reveal who exists.
+//!   hashed and verified on the blocking pool, never on the async runtime, in a fixed set of
+//!   slots that each own their 19 MiB (reused, never freed), so a flood of sign-ins cannot
+//!   grow memory. Verifying for an unknown user runs against a dummy hash so that timing
+//!   does not reveal who exists.
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
-    password_hash::SaltString,
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{Output, ParamsString, SaltString},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ring::{
@@ -59,8 +61,8 @@ pub fn unb64(data: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(data).ok()
 }
 
+/// argon2id with the OWASP Password Storage Cheat Sheet parameters: m=19456 KiB, t=2, p=1.
 fn argon2() -> Argon2<'static> {
-    // OWASP Password Storage Cheat Sheet: argon2id, m=19456 KiB, t=2, p=1.
     #[allow(clippy::expect_used)]
     let params = Params::new(19_456, 2, 1, None).expect("static argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -80,53 +82,183 @@ pub enum PasswordError {
     Busy,
 }
 
+impl From<argon2::Error> for PasswordError {
+    fn from(err: argon2::Error) -> Self {
+        PasswordError::Hash(err.to_string())
+    }
+}
+
+impl From<argon2::password_hash::Error> for PasswordError {
+    fn from(err: argon2::password_hash::Error) -> Self {
+        PasswordError::Hash(err.to_string())
+    }
+}
+
 /// How long a password check waits for a hashing slot before the request gets 503.
 pub const PASSWORD_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Hashes a password with argon2id on the blocking pool, outside any slot (startup only).
-async fn hash_password(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&random_bytes::<16>())
-            .map_err(|e| PasswordError::Hash(e.to_string()))?;
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| PasswordError::Hash(e.to_string()))
-    })
-    .await?
+/// Most hashing slots, whatever the core count: each owns 19 MiB for good.
+pub const MAX_PASSWORD_SLOTS: usize = 8;
+
+/// The argon2 working memory of one slot: `Params::block_count()` blocks of 1 KiB.
+type Memory = Box<[Block]>;
+
+/// The slots and the memory they own. A slot's memory is allocated the first time the slot
+/// is used and then reused for every later hash, so the process never holds more than
+/// `slots × 19 MiB` for passwords, however many requests arrive and whichever blocking
+/// threads run them (a fresh allocation per hash fragments the allocator's arenas).
+struct Pool {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    free: std::sync::Mutex<Vec<Memory>>,
+    blocks: usize,
+}
+
+/// A slot taken from the pool: the permit and (once allocated) its memory. Dropping it puts
+/// the memory back before the permit is released, so a new holder always finds it.
+struct Slot {
+    pool: std::sync::Arc<Pool>,
+    memory: Option<Memory>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// This slot's memory, allocated on the slot's first use (on the blocking thread).
+    fn memory(&mut self) -> &mut [Block] {
+        let blocks = self.pool.blocks;
+        self.memory
+            .get_or_insert_with(|| vec![Block::new(); blocks].into_boxed_slice())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(memory);
+        }
+    }
+}
+
+/// Hashes `password` with a fresh salt into `memory`: an argon2id PHC string.
+fn hash_into(memory: &mut [Block], password: &[u8]) -> Result<String, PasswordError> {
+    let salt_bytes = random_bytes::<16>();
+    let salt = SaltString::encode_b64(&salt_bytes)?;
+    let argon2 = argon2();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2.hash_password_into_with_memory(password, &salt_bytes, &mut out, memory)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Recomputes the PHC string `phc` for `password` in `memory`, with the string's own
+/// algorithm, version, parameters and salt, and compares the outputs in constant time.
+/// `false` for a malformed string or one that needs more memory than a slot owns.
+fn verify_into(memory: &mut [Block], password: &[u8], phc: &str) -> bool {
+    let check = || -> Result<bool, PasswordError> {
+        let parsed = PasswordHash::new(phc)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        if params.block_count() > memory.len() {
+            tracing::warn!(
+                m_cost = params.m_cost(),
+                "a stored hash needs more memory than a slot"
+            );
+            return Ok(false);
+        }
+        let mut salt_buf = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buf)?;
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, &mut out, memory)?;
+        Ok(ct_eq(&out, expected.as_bytes()))
+    };
+    check().unwrap_or(false)
 }
 
 /// Password hashing for the whole process: argon2id costs 19 MiB and tens of milliseconds per
-/// call, so at most two per core run at once (a flood of sign-ins must not exhaust memory);
-/// a caller that cannot get a slot within [`PASSWORD_SLOT_WAIT`] gets [`PasswordError::Busy`].
+/// call, so it runs in one slot per core (at least 2, at most [`MAX_PASSWORD_SLOTS`]), each
+/// with its own memory, reused: password memory is bounded by `slots × 19 MiB` by design.
+/// A caller that cannot get a slot within [`PASSWORD_SLOT_WAIT`] gets [`PasswordError::Busy`].
 /// Also holds the dummy hash that unknown users are verified against.
 #[derive(Clone)]
 pub struct Passwords {
     dummy: std::sync::Arc<String>,
-    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    pool: std::sync::Arc<Pool>,
 }
 
 impl Passwords {
     /// Computes the dummy hash (once, at startup) and sizes the slots to the machine.
     pub async fn new() -> Result<Self, PasswordError> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Ok(Self {
-            dummy: std::sync::Arc::new(hash_password(random_token()).await?),
-            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 2)),
+        Self::with_slots(cores.clamp(2, MAX_PASSWORD_SLOTS)).await
+    }
+
+    /// As [`Passwords::new`], with `slots` slots.
+    async fn with_slots(slots: usize) -> Result<Self, PasswordError> {
+        let pool = std::sync::Arc::new(Pool {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots)),
+            free: std::sync::Mutex::new(Vec::with_capacity(slots)),
+            blocks: argon2().params().block_count(),
+        });
+        let mut passwords = Self {
+            dummy: std::sync::Arc::new(String::new()),
+            pool,
+        };
+        passwords.dummy = std::sync::Arc::new(passwords.hash(random_token()).await?);
+        Ok(passwords)
+    }
+
+    /// Takes a slot, waiting at most [`PASSWORD_SLOT_WAIT`].
+    async fn slot(&self) -> Result<Slot, PasswordError> {
+        let permit =
+            tokio::time::timeout(PASSWORD_SLOT_WAIT, self.pool.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| PasswordError::Busy)?
+                .map_err(|_| PasswordError::Busy)?;
+        let memory = self
+            .pool
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        Ok(Slot {
+            pool: self.pool.clone(),
+            memory,
+            _permit: permit,
         })
     }
 
-    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PasswordError> {
-        tokio::time::timeout(PASSWORD_SLOT_WAIT, self.slots.acquire())
-            .await
-            .map_err(|_| PasswordError::Busy)?
-            .map_err(|_| PasswordError::Busy)
+    /// Runs `work` in a slot on the blocking pool. The slot moves into the blocking task, so
+    /// it stays taken until the hash is done even when the request is cancelled meanwhile.
+    async fn in_slot<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let mut slot = self.slot().await?;
+        Ok(tokio::task::spawn_blocking(move || work(slot.memory())).await?)
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        let _slot = self.slot().await?;
-        hash_password(password).await
+        self.in_slot(move |memory| hash_into(memory, password.as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when `hash` is `None`
@@ -136,28 +268,20 @@ impl Passwords {
         password: String,
         hash: Option<String>,
     ) -> Result<bool, PasswordError> {
-        let _slot = self.slot().await?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
-        tokio::task::spawn_blocking(move || {
-            let ok = match PasswordHash::new(&hash) {
-                Ok(parsed) => argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
-                Err(_) => false,
-            };
-            ok && known
-        })
-        .await
-        .map_err(PasswordError::from)
+        let ok = self
+            .in_slot(move |memory| verify_into(memory, password.as_bytes(), &hash))
+            .await?;
+        Ok(ok && known)
     }
 }
 
-impl From<PasswordError> for crate::error::OAuthError {
+impl From<PasswordError> for crate::oauth::error::OAuthError {
     fn from(err: PasswordError) -> Self {
         match err {
-            PasswordError::Busy => crate::error::OAuthError::unavailable(),
-            other => crate::error::OAuthError::internal(&other),
+            PasswordError::Busy => crate::oauth::error::OAuthError::unavailable(),
+            other => crate::oauth::error::OAuthError::internal(&other),
         }
     }
 }
@@ -198,15 +322,88 @@ mod tests {
     #[tokio::test]
     async fn a_full_set_of_hashing_slots_answers_busy_instead_of_queueing_forever() {
         let passwords = Passwords::new().await.unwrap();
-        let held = passwords
-            .slots
+        let slots = passwords.pool.slots.clone();
+        let held = slots
             .clone()
-            .acquire_many_owned(passwords.slots.available_permits() as u32)
+            .acquire_many_owned(slots.available_permits() as u32)
             .await
             .unwrap();
         tokio::time::pause();
         let waiting = passwords.verify("pw".into(), None);
         assert!(matches!(waiting.await, Err(PasswordError::Busy)));
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crates_own_phc_hashing_and_verifying() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let passwords = Passwords::new().await.unwrap();
+        let ours = passwords.hash("correct horse".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2().verify_password(b"wrong", &parsed).is_err());
+
+        let salt = SaltString::encode_b64(&random_bytes::<16>()).unwrap();
+        let theirs = argon2()
+            .hash_password(b"stored before", &salt)
+            .unwrap()
+            .to_string();
+        assert!(
+            passwords
+                .verify("stored before".into(), Some(theirs.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("stored after".into(), Some(theirs))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_or_oversized_hashes_verify_as_false() {
+        use argon2::PasswordHasher as _;
+        let passwords = Passwords::new().await.unwrap();
+        assert!(
+            !passwords
+                .verify("pw".into(), Some("not a hash".into()))
+                .await
+                .unwrap()
+        );
+        let big = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(19_456 * 2, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(&random_bytes::<16>()).unwrap();
+        let hash = big.hash_password(b"password", &salt).unwrap().to_string();
+        assert!(
+            !passwords
+                .verify("password".into(), Some(hash))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_is_allocated_once_per_slot_and_reused_by_every_later_hash() {
+        let passwords = Passwords::with_slots(2).await.unwrap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap();
+        let checks = (0..8).map(|i| {
+            let passwords = passwords.clone();
+            let hash = hash.clone();
+            tokio::spawn(async move { passwords.verify(format!("wrong{i}"), Some(hash)).await })
+        });
+        for check in checks {
+            assert!(!check.await.unwrap().unwrap());
+        }
+        let free = passwords.pool.free.lock().unwrap();
+        assert!((1..=2).contains(&free.len()), "{} buffers", free.len());
+        assert!(
+            free.iter()
+                .all(|m| m.len() == argon2().params().block_count())
+        );
     }
 }

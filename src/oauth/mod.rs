@@ -7,6 +7,7 @@
 //! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names.
 //! - [`client`]: client registration and client authentication.
 //! - [`users`]: user accounts and caller authentication for the management API.
+//! - [`username`], [`passwords`]: the RFC 8265 username profile, the new-password policy.
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
@@ -19,9 +20,11 @@ pub mod consent;
 pub mod error;
 pub mod grant;
 pub mod grant_type;
+pub mod passwords;
 pub mod pkce;
 pub mod refresh;
 pub mod revocation;
 pub mod scope;
 pub mod session;
+pub mod username;
 pub mod users;

@@ -1,16 +1,21 @@
 //! Users: the tutorial's accounts, with argon2id passwords.
 //!
-//! Records are JSON under `user:<username>`, with an index `userid:<id>` → username (see
-//! [`crate::store::schema`]). The username key is created with a set-if-absent, so two
-//! concurrent registrations of one name cannot both succeed. [`authenticate_caller`] resolves
-//! the caller of the management API; how its failures are answered over HTTP is decided in
-//! `api::extractors`.
+//! Records are JSON under `user:<key>` (see [`crate::store::schema`]), with an index `userid:<id>` → key, where the key is
+//! the username's PRECIS case-mapped form ([`username`](crate::oauth::username)), so names
+//! that look alike are one account. The key is created with a set-if-absent, so two
+//! concurrent registrations of one name cannot both succeed. New passwords follow
+//! [`passwords`](crate::oauth::passwords).
+//! [`authenticate_caller`] resolves the caller of the management API; how its failures are
+//! answered over HTTP is decided in `api::extractors`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::random_id,
-    oauth::error::{ErrorCode, OAuthError},
+    oauth::{
+        error::{ErrorCode, OAuthError},
+        passwords, username,
+    },
     state::AppState,
     store::{StoreJson, schema},
 };
@@ -18,59 +23,22 @@ use crate::{
 /// The scope a Bearer token needs to manage the user's clients and consents.
 pub const MANAGE_SCOPE: &str = "hallpass:manage";
 
-/// Shortest password accepted (NIST SP 800-63B §5.1.1.2).
-pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Longest password accepted, in bytes, to bound the cost of hashing.
-pub const MAX_PASSWORD_BYTES: usize = 256;
-/// Longest username, in characters.
-pub const MAX_USERNAME_CHARS: usize = 64;
+pub use crate::oauth::{
+    passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
+    username::MAX_USERNAME_CHARS,
+};
 
 /// A user account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     /// Stable random id: the `sub` of the user's tokens.
     pub id: String,
-    /// Login name, unique.
+    /// Login name (PRECIS case-preserved form), unique under case mapping.
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Unix seconds.
     pub created_at: u64,
-}
-
-/// Checks a username: 1 to 64 characters, no whitespace, control characters or colon (which
-/// HTTP Basic cannot carry).
-pub fn validate_username(username: &str) -> Result<(), OAuthError> {
-    let n = username.chars().count();
-    if n == 0 || n > MAX_USERNAME_CHARS {
-        return Err(OAuthError::invalid_request(format!(
-            "username must be 1 to {MAX_USERNAME_CHARS} characters"
-        )));
-    }
-    if username
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == ':')
-    {
-        return Err(OAuthError::invalid_request(
-            "username must not contain spaces, control characters or ':'",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a new password's length.
-pub fn validate_password(password: &str) -> Result<(), OAuthError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(OAuthError::invalid_request(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(OAuthError::invalid_request(format!(
-            "password must be at most {MAX_PASSWORD_BYTES} bytes"
-        )));
-    }
-    Ok(())
 }
 
 /// Registers a user. `conflict` (409) when the username is taken.
@@ -80,18 +48,18 @@ pub async fn register(
     username: &str,
     password: &str,
 ) -> Result<User, OAuthError> {
-    validate_username(username)?;
-    validate_password(password)?;
+    let name = username::enforce(username)?;
+    passwords::check(password, &name.key)?;
     let password_hash = state.passwords.hash(password.to_string()).await?;
     let user = User {
         id: random_id(),
-        username: username.to_string(),
+        username: name.display,
         password_hash,
         created_at: state.now(),
     };
     if !state
         .store
-        .put_new_json(&schema::user(username), &user, None)
+        .put_new_json(&schema::user(&name.key), &user, None)
         .await?
     {
         return Err(OAuthError::new(
@@ -101,7 +69,7 @@ pub async fn register(
     }
     state
         .store
-        .put_json(&schema::user_id(&user.id), &user.username, None)
+        .put_json(&schema::user_id(&user.id), &name.key, None)
         .await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok(user)
@@ -114,13 +82,14 @@ pub async fn authenticate(
     username: &str,
     password: &str,
 ) -> Result<Option<User>, OAuthError> {
-    let user = if validate_username(username).is_ok() {
-        state
-            .store
-            .get_json::<User>(&schema::user(username))
-            .await?
-    } else {
-        None
+    let user = match username::enforce(username) {
+        Ok(name) => {
+            state
+                .store
+                .get_json::<User>(&schema::user(&name.key))
+                .await?
+        }
+        Err(_) => None,
     };
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(None);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test drives a real server over HTTP on port 0, on
 //! the memory store and, when `REDIS_URL` is set, again on Redis.
 
+mod accounts;
 mod authorize;
 mod beer_locker;
 mod cli;
