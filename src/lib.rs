@@ -44,6 +44,8 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod token;
 pub mod uri;
