@@ -27,10 +27,6 @@
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
 //!   binary).
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 pub mod api;
 pub mod beer_locker;
 pub mod config;
