@@ -444,4 +444,26 @@ mod tests {
         assert!(parse_scopes("a=1,a=2").is_err());
         assert!(parse_scopes(" , ").is_err());
     }
+
+    #[test]
+    fn redis_urls_follow_one_rule_and_never_show_their_password() {
+        assert_eq!(validate_redis_url(Some(String::new())).ok(), Some(None));
+        assert!(validate_redis_url(Some("redis://127.0.0.1:6379".into())).is_ok());
+        assert!(validate_redis_url(Some("redis+unix:///tmp/r.sock".into())).is_ok());
+        assert!(validate_redis_url(Some("rediss://r:6380".into())).is_err());
+        assert!(validate_redis_url(Some("http://r".into())).is_err());
+        let url = "redis://user:s3cret@redis.internal:6380/0";
+        assert_eq!(redis_location(Some(url)), "redis redis.internal:6380");
+        assert_eq!(redis_location(None), "memory");
+        let config = Config {
+            redis_url: Some(url.into()),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let args = RedisArgs {
+            redis_url: Some(url.into()),
+            redis_prefix: "p:".into(),
+        };
+        assert!(!format!("{args:?}").contains("s3cret"));
+    }
 }

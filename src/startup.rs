@@ -177,7 +177,8 @@ pub async fn log_store_reachability(store: &dyn Store, redis_url: Option<&str>, 
     if redis_url.is_none() {
         return;
     }
-    let at = crate::config::redis_location(redis_url);
+    let location = crate::config::redis_location(redis_url);
+    let at = location.trim_start_matches("redis ");
     match store.ping().await {
         Ok(()) => tracing::info!(redis = %at, prefix = %prefix, "store: Redis, reachable"),
         Err(_) => {

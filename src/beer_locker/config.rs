@@ -197,4 +197,17 @@ mod tests {
         };
         assert!(err(public).contains("BEER_LOCKER_PUBLIC_URL"));
     }
+
+    #[test]
+    fn the_debug_form_never_shows_the_redis_password() {
+        let config = BeerLockerConfig {
+            redis_url: Some("redis://:s3cret@127.0.0.1:6379".into()),
+            ..BeerLockerConfig::new("http://127.0.0.1:3000")
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cret") && debug.contains("127.0.0.1:6379"),
+            "{debug}"
+        );
+    }
 }

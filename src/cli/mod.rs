@@ -12,7 +12,8 @@ mod openapi;
 mod serve;
 mod users;
 
-/// What a command returns when it fails: printed as `error: …`, exit status 1.
+/// What a command returns when it fails: printed as `error: …`, exit status 1 (2 for a
+/// [`ConfigError`], like a bad server setting).
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Hallpass: an OAuth 2.0 authorization server issuing JWT access tokens.
@@ -61,6 +62,10 @@ impl Cli {
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.is::<ConfigError>() => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
