@@ -11,9 +11,8 @@
 //!
 //! Each user's beers are one JSON document in the [`crate::store::Store`] (memory, or Redis
 //! with `REDIS_URL`), updated with compare-and-swap, so every change is atomic and touches one
-//! key.
-//! Input is checked here and any mistake is a 4xx: lengths, quantity range, unknown fields,
-//! malformed JSON, wrong content type, oversized bodies.
+//! key. Input is checked in [`locker`] and [`api`], and any mistake is a 4xx: lengths,
+//! quantity range, unknown fields, malformed JSON, wrong content type, oversized bodies.
 //!
 //! [`BeerLockerServer::bind`] binds first (port 0 is fine) and then derives the resource URL
 //! from the bound port, so tests run the service in-process exactly like the binary does.
