@@ -1,6 +1,7 @@
 //! Load test of `client_credentials` at the token endpoint, over real HTTP on loopback.
 //!
-//! The server runs in this process on its own tokio runtime (the store is Redis when
+//! The server is the shared test server (`hallpass::testing`, built like `main` builds it)
+//! and runs in this process on its own tokio runtime (the store is Redis when
 //! `REDIS_URL` is set, else memory); the load generator runs on a second runtime and keeps
 //! `BENCH_CONNECTIONS` keep-alive connections busy for `BENCH_SECS` seconds, after a warm-up.
 //! Requests are pre-serialised bytes and responses are read by `Content-Length`, so the
@@ -18,14 +19,9 @@ use std::{
 };
 
 use hallpass::{
-    Application,
-    config::Config,
-    crypto::Passwords,
-    keys::{KeySet, SigningKey},
     oauth::{client, users},
-    state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
-    time::{Clock, SystemClock},
+    testing::TestServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -47,7 +43,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (port, client_id, secret, store_name) = server_rt.block_on(async {
+    let (_server, port, client_id, secret, store_name) = server_rt.block_on(async {
         let (store, name): (Arc<dyn Store>, &str) = match std::env::var("REDIS_URL") {
             Ok(url) if !url.is_empty() => {
                 let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
@@ -55,21 +51,9 @@ fn main() {
             }
             _ => (Arc::new(MemoryStore::new()), "memory"),
         };
-        let now = SystemClock.now();
-        let (key, _) = SigningKey::generate(hallpass::config::SigningAlg::ES256, now, now).unwrap();
-        let config = Config {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            ..Config::default()
-        };
-        let state = AppState::new(
-            config.clone(),
-            store,
-            KeySet::from_keys(vec![key]),
-            Arc::new(SystemClock),
-            Passwords::new().await.unwrap(),
-            &hallpass::crypto::random_bytes::<32>(),
-        );
-        let user = users::register(&state, "bench", "bench password")
+        let server = TestServer::spawn(store, |_| {}).await.unwrap();
+        let state = &server.state;
+        let user = users::register(state, "bench", "bench password")
             .await
             .unwrap();
         let reg = client::Registration {
@@ -78,13 +62,9 @@ fn main() {
             scope: Some("beers:read".into()),
             ..Default::default()
         };
-        let (c, secret) = client::register(&state, &user, reg).await.unwrap();
-        let app = Application::bind_then(config.bind, move |_| state)
-            .await
-            .unwrap();
-        let port = app.port();
-        tokio::spawn(app.run_until_stopped());
-        (port, c.client_id, secret.unwrap(), name)
+        let (c, secret) = client::register(state, &user, reg).await.unwrap();
+        let port = server.port;
+        (server, port, c.client_id, secret.unwrap(), name)
     });
 
     use base64::Engine;

@@ -37,51 +37,29 @@ pub enum Registration {
 pub struct ConfigArgs {
     /// Issuer URL: the `iss` of every token and the base of every endpoint URL. https, or http
     /// on a loopback host for development.
-    #[arg(
-        long,
-        global = true,
-        env = "HALLPASS_ISSUER",
-        default_value = "http://127.0.0.1:3000"
-    )]
+    #[arg(long, env = "HALLPASS_ISSUER", default_value = "http://127.0.0.1:3000")]
     pub issuer: String,
     /// Address and port to listen on.
-    #[arg(
-        long,
-        global = true,
-        env = "HALLPASS_BIND",
-        default_value = "127.0.0.1:3000"
-    )]
+    #[arg(long, env = "HALLPASS_BIND", default_value = "127.0.0.1:3000")]
     pub bind: String,
-    /// Directory of the signing keys (PKCS#8 PEM). Generated on first start when empty.
-    #[arg(long, global = true, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
-    pub keys_dir: PathBuf,
-    /// Signing algorithm of new access tokens.
-    #[arg(
-        long,
-        global = true,
-        env = "HALLPASS_SIGNING_ALG",
-        value_enum,
-        ignore_case = true,
-        default_value = "ES256"
-    )]
-    pub signing_alg: SigningAlg,
-    /// Access-token lifetime in seconds (60 to 86400).
-    #[arg(long, global = true, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
-          value_parser = clap::value_parser!(u64).range(60..=86_400))]
-    pub access_token_ttl: u64,
+    /// The keys directory and the settings key commands need.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Where the store is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Authorization-code lifetime in seconds (10 to 600; RFC 6749 §4.1.2 recommends at most 600).
-    #[arg(long, global = true, env = "HALLPASS_CODE_TTL", default_value_t = 60,
+    #[arg(long, env = "HALLPASS_CODE_TTL", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(10..=600))]
     pub code_ttl: u64,
     /// Browser-session lifetime in seconds (60 to 2592000).
-    #[arg(long, global = true, env = "HALLPASS_SESSION_TTL", default_value_t = 28_800,
+    #[arg(long, env = "HALLPASS_SESSION_TTL", default_value_t = 28_800,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub session_ttl: u64,
     /// `open`: anyone may register a user with `POST /api/users`; `closed`: that answers 403
     /// and users are created with `hallpass users create`.
     #[arg(
         long,
-        global = true,
         env = "HALLPASS_REGISTRATION",
         value_enum,
         ignore_case = true,
@@ -89,50 +67,80 @@ pub struct ConfigArgs {
     )]
     pub registration: Registration,
     /// Scopes offered, as comma-separated `name=description` pairs.
-    #[arg(long, global = true, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
+    #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
     pub scopes: String,
     /// The `aud` of access tokens: the identifier resource servers check. Defaults to the issuer.
-    #[arg(long, global = true, env = "HALLPASS_AUDIENCE")]
+    #[arg(long, env = "HALLPASS_AUDIENCE")]
     pub audience: Option<String>,
-    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build). Unset: the in-memory store, which keeps nothing
-    /// across restarts.
-    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
-    /// Prefix of every Redis key, so several deployments can share one Redis.
-    #[arg(
-        long,
-        global = true,
-        env = "HALLPASS_REDIS_PREFIX",
-        default_value = "hallpass:"
-    )]
-    pub redis_prefix: String,
-    /// Seconds resource servers may cache the JWKS (`Cache-Control: max-age`); a rotated key is
-    /// published at least this long before it signs.
-    #[arg(long, global = true, env = "HALLPASS_JWKS_MAX_AGE", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub jwks_max_age: u64,
     /// Seconds within which a rotated refresh token presented again returns the same successor
     /// instead of revoking the family (retries, parallel tabs).
-    #[arg(long, global = true, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
+    #[arg(long, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_grace: u64,
     /// Refresh-token idle lifetime in seconds: unused this long, the family expires.
-    #[arg(long, global = true, env = "HALLPASS_REFRESH_IDLE_TTL", default_value_t = 1_209_600,
+    #[arg(long, env = "HALLPASS_REFRESH_IDLE_TTL", default_value_t = 1_209_600,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub refresh_idle_ttl: u64,
     /// Refresh-token absolute lifetime in seconds, from the first sign-in.
-    #[arg(long, global = true, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
+    #[arg(long, env = "HALLPASS_REFRESH_ABSOLUTE_TTL", default_value_t = 2_592_000,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub refresh_absolute_ttl: u64,
     /// Rotate signing keys automatically every this many days (unset: only by `hallpass keys
     /// rotate`). Needs a keys directory every instance can write.
-    #[arg(long, global = true, env = "HALLPASS_KEY_ROTATION_DAYS",
+    #[arg(long, env = "HALLPASS_KEY_ROTATION_DAYS",
           value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub key_rotation_days: Option<u64>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
-    #[arg(long, global = true, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
+    #[arg(long, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
     pub max_body_bytes: u64,
+}
+
+/// The settings of the keys directory: all `hallpass keys` needs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// Directory of the signing keys (PKCS#8 PEM). Generated on first start when empty.
+    #[arg(long, env = "HALLPASS_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+    /// Signing algorithm of new access tokens.
+    #[arg(
+        long,
+        env = "HALLPASS_SIGNING_ALG",
+        value_enum,
+        ignore_case = true,
+        default_value = "ES256"
+    )]
+    pub signing_alg: SigningAlg,
+    /// Access-token lifetime in seconds (60 to 86400).
+    #[arg(long, env = "HALLPASS_ACCESS_TOKEN_TTL", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub access_token_ttl: u64,
+    /// Seconds resource servers may cache the JWKS (`Cache-Control: max-age`); a rotated key is
+    /// published at least this long before it signs.
+    #[arg(long, env = "HALLPASS_JWKS_MAX_AGE", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age: u64,
+}
+
+/// The store settings: all `hallpass users create` needs.
+#[derive(clap::Args, Clone)]
+pub struct RedisArgs {
+    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build). Unset: the in-memory store, which keeps nothing
+    /// across restarts.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
+    pub redis_prefix: String,
+}
+
+impl std::fmt::Debug for RedisArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisArgs")
+            .field("store", &redis_location(self.redis_url.as_deref()))
+            .field("redis_prefix", &self.redis_prefix)
+            .finish()
+    }
 }
 
 /// One offered scope and the sentence the consent page shows for it.
@@ -192,14 +200,7 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("keys_dir", &self.keys_dir)
             .field("signing_alg", &self.signing_alg)
-            .field(
-                "store",
-                &if self.redis_url.is_some() {
-                    "redis"
-                } else {
-                    "memory"
-                },
-            )
+            .field("store", &redis_location(self.redis_url.as_deref()))
             .finish_non_exhaustive()
     }
 }
@@ -260,35 +261,21 @@ impl Config {
             Some(a) => a,
             None => issuer.clone(),
         };
-        if let Some(url) = &args.redis_url {
-            if url.starts_with("rediss://") {
-                return Err(ConfigError(
-                    "REDIS_URL: rediss:// (TLS) is not supported by this build; use redis:// on a trusted network, or a local TLS tunnel such as stunnel".into(),
-                ));
-            }
-            let ok = ["redis://", "redis+unix://", "unix://"]
-                .iter()
-                .any(|p| url.starts_with(p));
-            if !ok {
-                return Err(ConfigError(
-                    "REDIS_URL / --redis-url must start with redis:// or redis+unix:// (or be unset for the memory store)".into(),
-                ));
-            }
-        }
+        let redis_url = validate_redis_url(args.redis.redis_url)?;
         Ok(Config {
             issuer,
             bind,
-            keys_dir: args.keys_dir,
-            signing_alg: args.signing_alg,
-            access_token_ttl: args.access_token_ttl,
+            keys_dir: args.keys.keys_dir,
+            signing_alg: args.keys.signing_alg,
+            access_token_ttl: args.keys.access_token_ttl,
             code_ttl: args.code_ttl,
             session_ttl: args.session_ttl,
             registration_open: args.registration == Registration::Open,
             scopes,
             audience,
-            redis_url: args.redis_url.filter(|u| !u.is_empty()),
-            redis_prefix: args.redis_prefix,
-            jwks_max_age: args.jwks_max_age,
+            redis_url,
+            redis_prefix: args.redis.redis_prefix,
+            jwks_max_age: args.keys.jwks_max_age,
             refresh_grace: args.refresh_grace,
             refresh_idle_ttl: args.refresh_idle_ttl,
             refresh_absolute_ttl: args.refresh_absolute_ttl,
@@ -313,6 +300,45 @@ impl Config {
     /// The full URL of a path on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Checks `REDIS_URL` the same way for both binaries: empty means unset (the memory store);
+/// `redis://`, `redis+unix://` and `unix://` are accepted; `rediss://` is refused (no TLS in
+/// this build).
+pub fn validate_redis_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = raw.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if url.starts_with("rediss://") {
+        return Err(ConfigError(
+            "REDIS_URL: rediss:// (TLS) is not supported by this build; use redis:// on a trusted network, or a local TLS tunnel such as stunnel".into(),
+        ));
+    }
+    if !["redis://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return Err(ConfigError(
+            "REDIS_URL / --redis-url must start with redis:// or redis+unix:// (or be unset for the memory store)".into(),
+        ));
+    }
+    Ok(Some(url))
+}
+
+/// Where the store is, safe to log or print in a `Debug`: `memory`, or `redis host:port`
+/// (never the URL, which may carry a password).
+pub fn redis_location(redis_url: Option<&str>) -> String {
+    let Some(raw) = redis_url else {
+        return "memory".into();
+    };
+    match Url::parse(raw) {
+        Ok(url) => format!(
+            "redis {}:{}",
+            url.host_str().unwrap_or("unix socket"),
+            url.port().unwrap_or(6379)
+        ),
+        Err(_) => "redis".into(),
     }
 }
 
@@ -395,5 +421,27 @@ mod tests {
         assert!(parse_scopes("bad\"scope=x").is_err());
         assert!(parse_scopes("a=1,a=2").is_err());
         assert!(parse_scopes(" , ").is_err());
+    }
+
+    #[test]
+    fn redis_urls_follow_one_rule_and_never_show_their_password() {
+        assert_eq!(validate_redis_url(Some(String::new())).ok(), Some(None));
+        assert!(validate_redis_url(Some("redis://127.0.0.1:6379".into())).is_ok());
+        assert!(validate_redis_url(Some("redis+unix:///tmp/r.sock".into())).is_ok());
+        assert!(validate_redis_url(Some("rediss://r:6380".into())).is_err());
+        assert!(validate_redis_url(Some("http://r".into())).is_err());
+        let url = "redis://user:s3cret@redis.internal:6380/0";
+        assert_eq!(redis_location(Some(url)), "redis redis.internal:6380");
+        assert_eq!(redis_location(None), "memory");
+        let config = Config {
+            redis_url: Some(url.into()),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let args = RedisArgs {
+            redis_url: Some(url.into()),
+            redis_prefix: "p:".into(),
+        };
+        assert!(!format!("{args:?}").contains("s3cret"));
     }
 }

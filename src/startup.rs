@@ -1,19 +1,24 @@
-//! Startup as a testable value: [`Application::build`] binds (port 0 is fine) and exposes the
-//! port; [`build_app`] composes every route from an [`AppState`] and is a pure function.
+//! Startup as a testable value, one way for `main`, the tests and the benchmarks:
+//! [`Application::builder`] takes the configuration and, optionally, a bound listener (port 0
+//! is fine), a clock and a store; `build` loads the keys and the session secret, starts the key
+//! reloader and binds; [`Application::run`] serves until a shutdown future resolves (mini-redis's
+//! `run(listener, shutdown)`). [`build_app`] composes every route from an [`AppState`] and is a
+//! pure function. The plumbing both binaries share (store selection, bind, serve, Ctrl-C) is
+//! here too.
 
-use std::{path::Path, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use poem::{
-    Endpoint, EndpointExt, Middleware, Request, Result, Route, Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    Endpoint, EndpointExt, Middleware, Request, Result, Route, Server, listener::TcpAcceptor,
 };
+use tokio::net::TcpListener;
 
 use crate::{
     api::build_openapi,
     config::Config,
     crypto::{Passwords, random_bytes},
     error::{Challenge, OAuthError, rfc_errors},
-    state::AppState,
+    state::{AppState, StateParts},
     store::{Store, memory::MemoryStore, redis::RedisStore},
     time::{Clock, SystemClock},
     web,
@@ -131,88 +136,188 @@ fn warn_if_issuer_misses_bind(config: &Config) {
 
 /// The store `config` names: Redis when `REDIS_URL` is set, else memory (with a warning).
 pub fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
-    Ok(match &config.redis_url {
-        Some(url) => Arc::new(RedisStore::new(url, &config.redis_prefix)?),
+    Ok(open_store(
+        config.redis_url.as_deref(),
+        &config.redis_prefix,
+        "users, clients and codes",
+    )?)
+}
+
+/// The store both binaries select the same way: Redis at `redis_url` under `prefix`, or else
+/// memory, with a warning that `what` is lost on restart.
+pub fn open_store(
+    redis_url: Option<&str>,
+    prefix: &str,
+    what: &str,
+) -> Result<Arc<dyn Store>, crate::store::StoreError> {
+    Ok(match redis_url {
+        Some(url) => Arc::new(RedisStore::new(url, prefix)?),
         None => {
             tracing::warn!(
-                "using the IN-MEMORY store: users, clients and codes are lost on restart and not shared between instances; set REDIS_URL for production"
+                "using the IN-MEMORY store: {what} are lost on restart and not shared between instances; set REDIS_URL for production"
             );
             Arc::new(MemoryStore::new())
         }
     })
 }
 
-/// A bound, ready-to-run server.
+/// Logs whether the Redis store answers, naming host and port only (the URL may carry a
+/// password).
+pub async fn log_store_reachability(store: &dyn Store, redis_url: Option<&str>, prefix: &str) {
+    if redis_url.is_none() {
+        return;
+    }
+    let location = crate::config::redis_location(redis_url);
+    let at = location.trim_start_matches("redis ");
+    match store.ping().await {
+        Ok(()) => tracing::info!(redis = %at, prefix = %prefix, "store: Redis, reachable"),
+        Err(_) => {
+            tracing::warn!(redis = %at, "store: Redis NOT reachable yet; requests that need it get 503 until it is")
+        }
+    }
+}
+
+/// Binds `addr`, with an error that names the setting to change (`hint`, such as
+/// `HALLPASS_BIND / --bind`). Both binaries bind through this.
+pub async fn bind(addr: SocketAddr, hint: &str) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        StartupError::Io(format!(
+            "cannot listen on {addr}: {e}; set {hint} to a free address"
+        ))
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests for
+/// up to ten seconds (mini-redis's `run(listener, shutdown)`). Both binaries serve through this.
+pub async fn serve(
+    listener: TcpListener,
+    app: impl Endpoint + 'static,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await
+}
+
+/// Resolves on Ctrl-C (SIGINT): the shutdown future of both binaries.
+pub async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// How [`Application`] is put together: the configuration, plus whatever a caller (a test, a
+/// benchmark) wants to supply instead of what the configuration names.
+#[must_use]
+pub struct ApplicationBuilder {
+    config: Config,
+    listener: Option<TcpListener>,
+    clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl ApplicationBuilder {
+    /// Serve on this already-bound listener instead of binding `config.bind` (tests bind
+    /// port 0 first to put the port in the issuer).
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Read time from this clock instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Use this store instead of the one `REDIS_URL` selects.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Read the keys and the session secret from `dir` instead of `HALLPASS_KEYS_DIR`.
+    pub fn keys_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.keys_dir = dir.into();
+        self
+    }
+
+    /// Loads (or, when the directory is empty, generates) the keys and the session secret,
+    /// opens the store, starts the key reloader and binds.
+    pub async fn build(self) -> Result<Application, StartupError> {
+        let Self {
+            config,
+            listener,
+            clock,
+            store,
+        } = self;
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let store = match store {
+            Some(store) => store,
+            None => {
+                let store = build_store(&config)?;
+                log_store_reachability(
+                    store.as_ref(),
+                    config.redis_url.as_deref(),
+                    &config.redis_prefix,
+                )
+                .await;
+                store
+            }
+        };
+        let listener = match listener {
+            Some(listener) => listener,
+            None => {
+                warn_if_issuer_misses_bind(&config);
+                bind(config.bind, "HALLPASS_BIND / --bind").await?
+            }
+        };
+        let keys = crate::keys::load_at_startup(&config, clock.now()).await?;
+        let session_secret = load_or_create_session_secret(&config.keys_dir)?;
+        let passwords = Passwords::new()
+            .await
+            .map_err(|e| StartupError::Io(e.to_string()))?;
+        let state = AppState::from_parts(StateParts {
+            config,
+            store,
+            keys,
+            clock,
+            passwords,
+            session_secret,
+        });
+        crate::keys::spawn_reloader(state.clone());
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Io(e.to_string()))?
+            .port();
+        Ok(Application {
+            port,
+            listener,
+            state,
+        })
+    }
+}
+
+/// A bound, ready-to-run server. Made by [`Application::builder`].
 pub struct Application {
     port: u16,
-    acceptor: TcpAcceptor,
-    app: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    listener: TcpListener,
+    state: AppState,
 }
 
 impl Application {
-    /// Builds the state from `config` (store, keys, session secret) and binds.
-    pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = build_store(&config)?;
-        if let Some(url) = config
-            .redis_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok())
-        {
-            // Host and port only: the URL may carry a password.
-            let at = format!(
-                "{}:{}",
-                url.host_str().unwrap_or("unix socket"),
-                url.port().unwrap_or(6379)
-            );
-            match store.ping().await {
-                Ok(()) => {
-                    tracing::info!(redis = %at, prefix = %config.redis_prefix, "store: Redis, reachable")
-                }
-                Err(_) => {
-                    tracing::warn!(redis = %at, "store: Redis NOT reachable yet; requests that need it get 503 until it is")
-                }
-            }
+    /// Starts building from `config`; everything else defaults to what `config` names.
+    pub fn builder(config: Config) -> ApplicationBuilder {
+        ApplicationBuilder {
+            config,
+            listener: None,
+            clock: None,
+            store: None,
         }
-        warn_if_issuer_misses_bind(&config);
-        let keys = crate::keys::load_at_startup(&config, clock.now()).await?;
-        let secret = load_or_create_session_secret(&config.keys_dir)?;
-        let dummy = Passwords::new()
-            .await
-            .map_err(|e| StartupError::Io(e.to_string()))?;
-        let state = AppState::new(config, store, keys, clock, dummy, &secret);
-        crate::keys::spawn_reloader(state.clone());
-        Self::bind(state).await
     }
 
-    /// Binds `state.config.bind` and composes the app.
-    pub async fn bind(state: AppState) -> Result<Self, StartupError> {
-        let addr = state.config.bind;
-        Self::bind_then(addr, |_| state).await
-    }
-
-    /// Binds `addr` first, then builds the state knowing the bound port (tests bind port 0
-    /// and need the port in the issuer URL).
-    pub async fn bind_then(
-        addr: std::net::SocketAddr,
-        make_state: impl FnOnce(u16) -> AppState,
-    ) -> Result<Self, StartupError> {
-        let acceptor = TcpListener::bind(addr).into_acceptor().await.map_err(|e| {
-            StartupError::Io(format!(
-                "cannot listen on {addr}: {e}; set HALLPASS_BIND / --bind to a free address"
-            ))
-        })?;
-        let port = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
-            .unwrap_or(addr.port());
-        let state = make_state(port);
-        Ok(Self {
-            port,
-            acceptor,
-            app: build_app(state).map_to_response().boxed(),
-        })
+    /// Builds everything from `config` alone and binds `config.bind` (what `main` does).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::builder(config).build().await
     }
 
     /// The bound port.
@@ -220,19 +325,19 @@ impl Application {
         self.port
     }
 
-    /// Serves until the future completes with an error or the process is stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor).run(self.app).await
+    /// The state the routes share.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
-    /// Serves until `signal` resolves, then drains in-flight requests.
-    pub async fn run_with_shutdown(
-        self,
-        signal: impl std::future::Future<Output = ()> + Send,
-    ) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, signal, Some(std::time::Duration::from_secs(10)))
-            .await
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        serve(self.listener, build_app(self.state), shutdown).await
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run(std::future::pending()).await
     }
 }
 

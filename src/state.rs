@@ -29,6 +29,24 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// What an [`AppState`] is made of, by name. [`crate::Application::builder`] assembles it
+/// for the server; only tools that never serve (the spec dump, `users create`) build one
+/// themselves.
+pub struct StateParts {
+    /// The validated configuration.
+    pub config: Config,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The signing keys.
+    pub keys: KeySet,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The dummy password hash for unknown users.
+    pub passwords: Passwords,
+    /// HMAC key of session cookies; must be the same on every instance.
+    pub session_secret: Vec<u8>,
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
@@ -38,15 +56,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state. `session_secret` must be the same on every instance.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        keys: KeySet,
-        clock: Arc<dyn Clock>,
-        passwords: Passwords,
-        session_secret: &[u8],
-    ) -> Self {
+    /// Assembles the state from its parts.
+    pub fn from_parts(parts: StateParts) -> Self {
+        let StateParts {
+            config,
+            store,
+            keys,
+            clock,
+            passwords,
+            session_secret,
+        } = parts;
         Self {
             config: Arc::new(config),
             store,
@@ -56,7 +75,7 @@ impl AppState {
             metrics: Arc::default(),
             session_key: Arc::new(ring::hmac::Key::new(
                 ring::hmac::HMAC_SHA256,
-                session_secret,
+                &session_secret,
             )),
         }
     }
@@ -118,12 +137,12 @@ impl AppState {
 pub async fn spec_state(config: Config) -> Result<AppState, Box<dyn std::error::Error>> {
     let now = SystemClock.now();
     let (key, _) = SigningKey::generate(config.signing_alg, now, now)?;
-    Ok(AppState::new(
+    Ok(AppState::from_parts(StateParts {
         config,
-        Arc::new(crate::store::memory::MemoryStore::new()),
-        KeySet::from_keys(vec![key]),
-        Arc::new(SystemClock),
-        Passwords::new().await?,
-        &crate::crypto::random_bytes::<32>(),
-    ))
+        store: Arc::new(crate::store::memory::MemoryStore::new()),
+        keys: KeySet::from_keys(vec![key]),
+        clock: Arc::new(SystemClock),
+        passwords: Passwords::new().await?,
+        session_secret: crate::crypto::random_bytes::<32>().to_vec(),
+    }))
 }

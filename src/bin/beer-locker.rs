@@ -4,9 +4,6 @@
 //! Once bound it prints one line to stdout, `listening on <address>:<port>`, so a supervisor
 //! or a test that passed `--bind 127.0.0.1:0` learns the port. Logs go to stderr.
 
-#![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::{io::Write, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -52,11 +49,6 @@ async fn main() -> ExitCode {
 
 async fn serve(config: BeerLockerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let store = config.open_store()?;
-    if config.redis_url.is_none() {
-        tracing::warn!(
-            "using the IN-MEMORY store: beers are lost on restart and not shared between instances; set REDIS_URL to keep them"
-        );
-    }
     let server = BeerLockerServer::bind(&config, store, Arc::new(SystemClock)).await?;
     let resource = server.locker().resource.clone();
     {
@@ -81,10 +73,6 @@ async fn serve(config: BeerLockerConfig) -> Result<(), Box<dyn std::error::Error
         tracing::warn!(issuer = %verifier.issuer(), "the issuer's signing keys could not be fetched at start; check BEER_LOCKER_ISSUER");
     });
 
-    server
-        .run_with_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    server.run(hallpass::startup::ctrl_c()).await?;
     Ok(())
 }

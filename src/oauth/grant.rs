@@ -117,7 +117,7 @@ pub async fn token(
     let issued = match grant_type {
         GrantType::AuthorizationCode => authorization_code(state, &client, req).await,
         GrantType::RefreshToken => refresh_token(state, &client, req).await,
-        GrantType::ClientCredentials => client_credentials(state, &client, req),
+        GrantType::ClientCredentials => client_credentials(state, &client, &req),
     }?;
     state.metrics.token_issued(grant_type);
     Ok(issued)
@@ -288,7 +288,7 @@ async fn refresh_token(
 fn client_credentials(
     state: &AppState,
     client: &Client,
-    req: TokenRequest,
+    req: &TokenRequest,
 ) -> Result<Issued, OAuthError> {
     let allowed = client.allowed_scope();
     // An empty `scope` is the same as none: the client's registered scopes.

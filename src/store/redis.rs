@@ -71,6 +71,7 @@ return 1",
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // a `map_err` callback takes the error by value
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }

@@ -175,3 +175,56 @@ async fn users_create_makes_a_user_who_can_sign_in() {
         .await;
     assert_eq!(closed.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+/// Each subcommand's help lists only the flags it reads, not every server setting.
+#[test]
+fn each_subcommand_help_shows_only_its_own_flags() {
+    let help = |args: &[&str]| {
+        let out = hallpass().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let keys = help(&["keys", "list", "--help"]);
+    for flag in ["--keys-dir", "--signing-alg", "--access-token-ttl"] {
+        assert!(keys.contains(flag), "keys list --help lacks {flag}: {keys}");
+    }
+    for flag in ["--issuer", "--redis-url", "--scopes", "--code-ttl"] {
+        assert!(
+            !keys.contains(flag),
+            "keys list --help shows {flag}: {keys}"
+        );
+    }
+    let users = help(&["users", "create", "--help"]);
+    assert!(
+        users.contains("--redis-url") && users.contains("--redis-prefix"),
+        "{users}"
+    );
+    for flag in ["--issuer", "--keys-dir", "--bind", "--scopes"] {
+        assert!(
+            !users.contains(flag),
+            "users create --help shows {flag}: {users}"
+        );
+    }
+    let serve = help(&["--help"]);
+    for flag in [
+        "--issuer",
+        "--bind",
+        "--keys-dir",
+        "--redis-url",
+        "--max-body-bytes",
+    ] {
+        assert!(serve.contains(flag), "hallpass --help lacks {flag}");
+    }
+    assert!(help(&["serve", "--help"]).contains("--issuer"));
+}
+
+/// `hallpass serve --flag` reads the same settings as `hallpass --flag`.
+#[test]
+fn serve_takes_the_server_flags_after_the_subcommand_too() {
+    let out = hallpass()
+        .args(["serve", "--issuer", "http://auth.example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HALLPASS_ISSUER"));
+}

@@ -5,13 +5,11 @@
 use std::{future::Future, sync::Arc};
 
 use hallpass::{
-    Application,
     config::Config,
-    crypto::Passwords,
-    keys::{KeySet, SigningKey},
     state::AppState,
     store::{Store, memory::MemoryStore, redis::RedisStore},
-    time::{Clock, MockClock},
+    testing::TestServer,
+    time::MockClock,
 };
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -48,7 +46,7 @@ where
     }
 }
 
-/// A running server and a client for it.
+/// A running server (the shared [`TestServer`], built like `main` builds it) and a client.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`, also the issuer.
     pub address: String,
@@ -58,6 +56,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The server's clock; tests move it forward instead of sleeping.
     pub clock: Arc<MockClock>,
+    /// Stops the server and removes its keys directory on drop.
+    _server: TestServer,
 }
 
 /// A fresh app on the memory store.
@@ -82,48 +82,18 @@ pub async fn spawn_app_with_store(
     store: Arc<dyn Store>,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let clock = Arc::new(MockClock::new());
-    let mut config = Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    let (key, _) =
-        SigningKey::generate(config.signing_alg, clock.now() - 10, clock.now() - 10).unwrap();
-    let keys = KeySet::from_keys(vec![key]);
-    let dummy = Passwords::new().await.unwrap();
-    let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let mut state_out = None;
-    let keep_issuer = config.issuer != Config::default().issuer;
-    let app = Application::bind_then(config.bind, |port| {
-        if !keep_issuer {
-            let issuer = format!("http://127.0.0.1:{port}");
-            config.audience = issuer.clone();
-            config.issuer = issuer;
-        }
-        let state = AppState::new(
-            config,
-            store,
-            keys,
-            clock_dyn,
-            dummy,
-            &hallpass::crypto::random_bytes::<32>(),
-        );
-        state_out = Some(state.clone());
-        state
-    })
-    .await
-    .expect("the test server binds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let server = TestServer::spawn(store, tweak)
+        .await
+        .expect("the test server starts");
     TestApp {
-        address,
+        address: server.address.clone(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        state: state_out.expect("make_state ran"),
-        clock,
+        state: server.state.clone(),
+        clock: server.clock.clone(),
+        _server: server,
     }
 }
 

@@ -1,0 +1,213 @@
+//! The beer locker's settings: flags and `BEER_LOCKER_*` variables ([`BeerLockerArgs`]),
+//! validated into a [`BeerLockerConfig`] whose errors name the variable to fix. The Redis URL
+//! rules and the redacted store in `Debug` are the ones the `hallpass` binary uses.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use url::Url;
+
+use crate::{
+    config::{ConfigError, redis_location, validate_redis_url},
+    store::{Store, StoreError},
+    uri::is_loopback_host,
+    verify::{BuildError, Verifier},
+};
+
+/// The raw settings, as clap reads them from flags and `BEER_LOCKER_*` variables.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BeerLockerArgs {
+    /// Issuer URL of the Hallpass whose tokens are accepted: the exact `iss`, whose RFC 8414
+    /// metadata names the JWKS.
+    #[arg(
+        long,
+        env = "BEER_LOCKER_ISSUER",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub issuer: String,
+    /// The `aud` tokens must carry. Defaults to the issuer, which is Hallpass's default
+    /// audience (`HALLPASS_AUDIENCE`).
+    #[arg(long, env = "BEER_LOCKER_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Address and port to listen on; port 0 picks a free port.
+    #[arg(long, env = "BEER_LOCKER_BIND", default_value = "127.0.0.1:4000")]
+    pub bind: String,
+    /// Public base URL of this service, its RFC 9728 resource identifier (for example
+    /// https://beers.example.com). Defaults to http:// and the bound address.
+    #[arg(long, env = "BEER_LOCKER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build).
+    /// Unset: the in-memory store, which keeps nothing across restarts.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key of the beer locker.
+    #[arg(long, env = "BEER_LOCKER_REDIS_PREFIX", default_value = "beer-locker:")]
+    pub redis_prefix: String,
+}
+
+/// The validated configuration of the beer locker.
+#[derive(Clone)]
+pub struct BeerLockerConfig {
+    /// Accepted issuer (`BEER_LOCKER_ISSUER`).
+    pub issuer: String,
+    /// Required audience (`BEER_LOCKER_AUDIENCE`, default the issuer).
+    pub audience: String,
+    /// Listen address (`BEER_LOCKER_BIND`).
+    pub bind: SocketAddr,
+    /// Public base URL without a trailing slash (`BEER_LOCKER_PUBLIC_URL`); `None`: from the
+    /// bound address.
+    pub public_url: Option<String>,
+    /// Redis URL (`REDIS_URL`); `None`: memory. May hold a password: never logged.
+    pub redis_url: Option<String>,
+    /// Redis key prefix (`BEER_LOCKER_REDIS_PREFIX`).
+    pub redis_prefix: String,
+}
+
+impl std::fmt::Debug for BeerLockerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeerLockerConfig")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("store", &redis_location(self.redis_url.as_deref()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl BeerLockerConfig {
+    /// A configuration for tokens of `issuer` (audience = issuer), on a free loopback port,
+    /// memory store: what tests start from.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        Self {
+            audience: issuer.clone(),
+            issuer,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            redis_url: None,
+            redis_prefix: "beer-locker:".into(),
+        }
+    }
+
+    /// Validates the raw settings; the error says which variable to fix and how.
+    pub fn from_args(args: BeerLockerArgs) -> Result<Self, ConfigError> {
+        let audience = args.audience.unwrap_or_else(|| args.issuer.clone());
+        if let Err(e) = Verifier::new(&args.issuer, &audience) {
+            return Err(ConfigError(match e {
+                BuildError::Audience => {
+                    "BEER_LOCKER_AUDIENCE / --audience must not be empty".to_string()
+                }
+                other => format!("BEER_LOCKER_ISSUER / --issuer: {other}"),
+            }));
+        }
+        let bind: SocketAddr = args.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "BEER_LOCKER_BIND / --bind is {:?}; give an address and port such as 127.0.0.1:4000 or 0.0.0.0:8080",
+                args.bind
+            ))
+        })?;
+        let public_url = match args.public_url.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(raw) => Some(validate_public_url(&raw)?),
+        };
+        let redis_url = validate_redis_url(args.redis_url)?;
+        Ok(Self {
+            issuer: args.issuer,
+            audience,
+            bind,
+            public_url,
+            redis_url,
+            redis_prefix: args.redis_prefix,
+        })
+    }
+
+    /// The store this configuration selects: Redis when `REDIS_URL` is set, else memory
+    /// (with a warning), chosen exactly as Hallpass chooses its own.
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
+        crate::startup::open_store(self.redis_url.as_deref(), &self.redis_prefix, "beers")
+    }
+}
+
+fn validate_public_url(raw: &str) -> Result<String, ConfigError> {
+    let fix = "BEER_LOCKER_PUBLIC_URL / --public-url must be an https URL with no path, query or fragment, such as https://beers.example.com (http is allowed on 127.0.0.1, [::1] and localhost)";
+    let url =
+        Url::parse(raw).map_err(|e| ConfigError(format!("{fix}; {raw:?} does not parse: {e}")))?;
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url));
+    if !secure || url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(ConfigError(format!("{fix}; got {raw:?}")));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_origins() {
+        assert_eq!(
+            validate_public_url("https://beers.example/")
+                .ok()
+                .as_deref(),
+            Some("https://beers.example")
+        );
+        assert!(validate_public_url("http://127.0.0.1:4000").is_ok());
+        assert!(validate_public_url("http://beers.example").is_err());
+        assert!(validate_public_url("https://beers.example/api").is_err());
+    }
+
+    fn args(issuer: &str) -> BeerLockerArgs {
+        BeerLockerArgs {
+            issuer: issuer.into(),
+            audience: None,
+            bind: "127.0.0.1:4000".into(),
+            public_url: None,
+            redis_url: None,
+            redis_prefix: "beer-locker:".into(),
+        }
+    }
+
+    #[test]
+    fn configuration_defaults_the_audience_to_the_issuer_and_names_the_variable_to_fix() {
+        let config = BeerLockerConfig::from_args(args("http://127.0.0.1:3000"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.audience, "http://127.0.0.1:3000");
+        let err = |a: BeerLockerArgs| {
+            BeerLockerConfig::from_args(a)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(args("http://auth.example")).contains("BEER_LOCKER_ISSUER"));
+        assert!(
+            err(BeerLockerArgs {
+                bind: "4000".into(),
+                ..args("https://auth.example")
+            })
+            .contains("BEER_LOCKER_BIND")
+        );
+        let rediss = BeerLockerArgs {
+            redis_url: Some("rediss://r:6380".into()),
+            ..args("https://auth.example")
+        };
+        assert!(err(rediss).contains("rediss://"));
+        let public = BeerLockerArgs {
+            public_url: Some("https://beers.example/v1".into()),
+            ..args("https://auth.example")
+        };
+        assert!(err(public).contains("BEER_LOCKER_PUBLIC_URL"));
+    }
+
+    #[test]
+    fn the_debug_form_never_shows_the_redis_password() {
+        let config = BeerLockerConfig {
+            redis_url: Some("redis://:s3cret@127.0.0.1:6379".into()),
+            ..BeerLockerConfig::new("http://127.0.0.1:3000")
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cret") && debug.contains("127.0.0.1:6379"),
+            "{debug}"
+        );
+    }
+}
