@@ -765,7 +765,10 @@ pub fn build_app(locker: BeerLocker) -> impl Endpoint {
         .nest("/docs", ui)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
-        .with(BodyLimit(MAX_BODY_BYTES))
+        .with(BodyLimit(
+            MAX_BODY_BYTES,
+            crate::server::DEFAULT_BODY_READ_TIMEOUT,
+        ))
         .data(locker.verifier.clone())
 }
 

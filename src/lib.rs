@@ -22,6 +22,7 @@
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
 //! - [`metrics`]: Prometheus counters at `/metrics`.
+//! - [`server`]: accepting and serving connections with header, idle and connection limits.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme).
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
@@ -40,6 +41,7 @@ pub mod error_code;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -4,7 +4,7 @@
 use std::{path::Path, sync::Arc};
 
 use poem::{
-    Endpoint, EndpointExt, Middleware, Request, Result, Route, Server,
+    Endpoint, EndpointExt, Middleware, Request, Result, Route,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 
@@ -59,15 +59,15 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let route = route.at("/metrics", poem::get(crate::metrics::metrics));
     let count = crate::metrics::CountRequests(state.clone());
     web::mount(route)
-        .with(BodyLimit(limit))
+        .with(BodyLimit(limit, state.config.body_read_timeout))
         .with(count)
         .data(state)
 }
 
 /// Rejects bodies larger than the limit with 413 (by `Content-Length` at once, and by counting
 /// while reading for bodies without one: chunked HTTP/1.1 and HTTP/2), before any handler
-/// reads them.
-pub struct BodyLimit(pub usize);
+/// reads them; a body not received within the read timeout (the second field) gets 408.
+pub struct BodyLimit(pub usize, pub std::time::Duration);
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
@@ -76,6 +76,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
         BodyLimitEndpoint {
             inner: ep,
             limit: self.0,
+            read_timeout: self.1,
         }
     }
 }
@@ -84,6 +85,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 pub struct BodyLimitEndpoint<E> {
     inner: E,
     limit: usize,
+    read_timeout: std::time::Duration,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -108,7 +110,11 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         }
         // Always read through the limit: a chunked HTTP/1.1 body or an HTTP/2 body carries
         // no Content-Length, and nothing downstream caps what it reads.
-        match req.take_body().into_bytes_limit(self.limit).await {
+        let read = req.take_body().into_bytes_limit(self.limit);
+        let Ok(read) = tokio::time::timeout(self.read_timeout, read).await else {
+            return Ok(crate::server::body_timeout_response(self.read_timeout));
+        };
+        match read {
             Ok(bytes) => req.set_body(bytes),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => return too_large(),
             Err(_) => {
@@ -157,6 +163,7 @@ pub struct Application {
     port: u16,
     acceptor: TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    limits: crate::server::ConnectionLimits,
 }
 
 impl Application {
@@ -237,6 +244,7 @@ impl Application {
         Ok(Self {
             port,
             acceptor,
+            limits: crate::server::ConnectionLimits::from_config(&state.config),
             app: build_app(state).map_to_response().boxed(),
         })
     }
@@ -248,7 +256,7 @@ impl Application {
 
     /// Serves until the future completes with an error or the process is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor).run(self.app).await
+        crate::server::serve(self.acceptor, self.app, self.limits, std::future::pending()).await
     }
 
     /// Serves until `signal` resolves, then drains in-flight requests.
@@ -256,9 +264,7 @@ impl Application {
         self,
         signal: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, signal, Some(std::time::Duration::from_secs(10)))
-            .await
+        crate::server::serve(self.acceptor, self.app, self.limits, signal).await
     }
 }
 

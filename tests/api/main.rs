@@ -4,6 +4,7 @@
 mod authorize;
 mod beer_locker;
 mod cli;
+mod connections;
 mod consent;
 mod discovery;
 mod flow;
