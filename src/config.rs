@@ -5,7 +5,7 @@
 //! is what clap parses; [`Config::from_args`] validates it and fails with a message that says
 //! how to fix the value. Tests build a [`Config`] directly, starting from [`Config::default`].
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::ValueEnum;
 use url::Url;
@@ -94,6 +94,24 @@ pub struct ConfigArgs {
     #[arg(long, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
     pub max_body_bytes: u64,
+    /// Seconds a client may take to send a request's whole head (request line and headers);
+    /// a connection that sends nothing, or drips header lines, is closed then.
+    #[arg(long, env = "HALLPASS_HEADER_READ_TIMEOUT", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout: u64,
+    /// Seconds a client may take to send a request body; slower bodies get 408.
+    #[arg(long, env = "HALLPASS_BODY_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub body_read_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "HALLPASS_IDLE_TIMEOUT", default_value_t = 75,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Most connections served at once; more wait until one closes. Default: the open-file
+    /// limit (raised to the hard limit at start) minus a reserve of 128.
+    #[arg(long, env = "HALLPASS_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
 }
 
 /// The settings of the keys directory: all `hallpass keys` needs.
@@ -191,6 +209,14 @@ pub struct Config {
     pub key_rotation_secs: Option<u64>,
     /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Time to send a request head (`HALLPASS_HEADER_READ_TIMEOUT`).
+    pub header_read_timeout: Duration,
+    /// Time to send a request body, else 408 (`HALLPASS_BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request (`HALLPASS_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// Connection cap (`HALLPASS_MAX_CONNECTIONS`); `None` derives it from the fd limit.
+    pub max_connections: Option<usize>,
 }
 
 impl std::fmt::Debug for Config {
@@ -201,6 +227,10 @@ impl std::fmt::Debug for Config {
             .field("keys_dir", &self.keys_dir)
             .field("signing_alg", &self.signing_alg)
             .field("store", &redis_location(self.redis_url.as_deref()))
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +262,10 @@ impl Default for Config {
             refresh_absolute_ttl: 2_592_000,
             key_rotation_secs: None,
             max_body_bytes: 65_536,
+            header_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: crate::server::DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: crate::server::DEFAULT_IDLE_TIMEOUT,
+            max_connections: None,
         }
     }
 }
@@ -281,6 +315,12 @@ impl Config {
             refresh_absolute_ttl: args.refresh_absolute_ttl,
             key_rotation_secs: args.key_rotation_days.map(|d| d * 86_400),
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: args
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         })
     }
 

@@ -23,6 +23,7 @@
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
 //! - [`metrics`]: Prometheus counters at `/metrics`.
+//! - [`server`]: accepting and serving connections with header, idle and connection limits.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme). With `--no-default-features --features verify` (or `verify-poem`)
 //!   the crate is only [`jose`], [`verify`], [`time`], [`uri`] and [`error_code`] (plus
@@ -58,6 +59,8 @@ pub mod keys;
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod oauth;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "server")]
 pub mod startup;
 #[cfg(feature = "server")]

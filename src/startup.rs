@@ -6,11 +6,9 @@
 //! pure function. The plumbing both binaries share (store selection, bind, serve, Ctrl-C) is
 //! here too.
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 
-use poem::{
-    Endpoint, EndpointExt, Middleware, Request, Result, Route, Server, listener::TcpAcceptor,
-};
+use poem::{Endpoint, EndpointExt, Middleware, Request, Result, Route, listener::TcpAcceptor};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -54,15 +52,15 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let route = route.at("/metrics", poem::get(crate::metrics::metrics));
     let count = crate::metrics::CountRequests(state.clone());
     web::mount(route)
-        .with(BodyLimit(limit))
+        .with(BodyLimit(limit, state.config.body_read_timeout))
         .with(count)
         .data(state)
 }
 
 /// Rejects bodies larger than the limit with 413 (by `Content-Length` at once, and by counting
 /// while reading for bodies without one: chunked HTTP/1.1 and HTTP/2), before any handler
-/// reads them.
-pub struct BodyLimit(pub usize);
+/// reads them; a body not received within the read timeout (the second field) gets 408.
+pub struct BodyLimit(pub usize, pub std::time::Duration);
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
@@ -71,6 +69,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
         BodyLimitEndpoint {
             inner: ep,
             limit: self.0,
+            read_timeout: self.1,
         }
     }
 }
@@ -79,6 +78,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 pub struct BodyLimitEndpoint<E> {
     inner: E,
     limit: usize,
+    read_timeout: std::time::Duration,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -103,7 +103,11 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         }
         // Always read through the limit: a chunked HTTP/1.1 body or an HTTP/2 body carries
         // no Content-Length, and nothing downstream caps what it reads.
-        match req.take_body().into_bytes_limit(self.limit).await {
+        let read = req.take_body().into_bytes_limit(self.limit);
+        let Ok(read) = tokio::time::timeout(self.read_timeout, read).await else {
+            return Ok(crate::server::body_timeout_response(self.read_timeout));
+        };
+        match read {
             Ok(bytes) => req.set_body(bytes),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => return too_large(),
             Err(_) => {
@@ -187,17 +191,17 @@ pub async fn bind(addr: SocketAddr, hint: &str) -> Result<TcpListener, StartupEr
     })
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests for
-/// up to ten seconds (mini-redis's `run(listener, shutdown)`). Both binaries serve through this.
+/// Serves `app` on `listener` within `limits` (header, idle and connection bounds, see
+/// [`crate::server`]) until `shutdown` resolves, then drains in-flight requests for up to ten
+/// seconds (mini-redis's `run(listener, shutdown)`). Both binaries serve through this.
 pub async fn serve(
     listener: TcpListener,
     app: impl Endpoint + 'static,
+    limits: crate::server::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
-        .await
+    crate::server::serve(acceptor, app.map_to_response(), limits, shutdown).await
 }
 
 /// Resolves on Ctrl-C (SIGINT): the shutdown future of both binaries.
@@ -332,7 +336,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        serve(self.listener, build_app(self.state), shutdown).await
+        let limits = crate::server::ConnectionLimits::from_config(&self.state.config);
+        serve(self.listener, build_app(self.state), limits, shutdown).await
     }
 
     /// Serves until the process is stopped.

@@ -73,7 +73,10 @@ pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
         .nest("/docs", ui)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
-        .with(BodyLimit(MAX_BODY_BYTES))
+        .with(BodyLimit(
+            MAX_BODY_BYTES,
+            crate::server::DEFAULT_BODY_READ_TIMEOUT,
+        ))
         .data(locker.verifier.clone())
 }
 
@@ -152,7 +155,13 @@ impl BeerLockerServer {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        crate::startup::serve(self.listener, build_app(&self.locker), shutdown).await
+        crate::startup::serve(
+            self.listener,
+            build_app(&self.locker),
+            crate::server::ConnectionLimits::default(),
+            shutdown,
+        )
+        .await
     }
 
     /// Serves until the process is stopped.

@@ -8,6 +8,7 @@ mod accounts;
 mod authorize;
 mod beer_locker;
 mod cli;
+mod connections;
 mod consent;
 mod discovery;
 mod flow;
