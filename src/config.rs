@@ -155,6 +155,13 @@ pub struct ConfigArgs {
     #[arg(long, global = true, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
     pub max_body_bytes: u64,
+    /// Client ids that are first-party (comma-separated): only they may be granted
+    /// `hallpass:manage`.
+    #[arg(long, global = true, env = "HALLPASS_FIRST_PARTY_CLIENTS", default_value = "")]
+    pub first_party_clients: String,
+    /// A separate address for `/metrics`; when set, `/metrics` is served only there.
+    #[arg(long, global = true, env = "HALLPASS_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 /// One offered scope and the sentence the consent page shows for it.
@@ -205,6 +212,11 @@ pub struct Config {
     pub key_rotation_secs: Option<u64>,
     /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// First-party client ids (`HALLPASS_FIRST_PARTY_CLIENTS`); see [`crate::oauth::first_party`].
+    pub first_party_clients: std::collections::BTreeSet<String>,
+    /// Address of the separate `/metrics` listener (`HALLPASS_METRICS_BIND`); `None`: `/metrics`
+    /// is on the main port.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -253,6 +265,8 @@ impl Default for Config {
             refresh_absolute_ttl: 2_592_000,
             key_rotation_secs: None,
             max_body_bytes: 65_536,
+            first_party_clients: Default::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -297,6 +311,16 @@ impl Config {
                 ));
             }
         }
+        let first_party_clients =
+            crate::oauth::first_party::parse_setting(&args.first_party_clients).map_err(ConfigError)?;
+        let metrics_bind = match args.metrics_bind.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                ConfigError(format!(
+                    "HALLPASS_METRICS_BIND / --metrics-bind is {raw:?}; give an address and port such as 127.0.0.1:9100"
+                ))
+            })?),
+        };
         Ok(Config {
             issuer,
             bind,
@@ -316,6 +340,8 @@ impl Config {
             refresh_absolute_ttl: args.refresh_absolute_ttl,
             key_rotation_secs: args.key_rotation_days.map(|d| d * 86_400),
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
+            first_party_clients,
+            metrics_bind,
         })
     }
 

@@ -16,7 +16,7 @@ use crate::{
     oauth::error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
-        consent,
+        consent, first_party,
         grant_type::GrantType,
         pkce,
         scope::Scope,
@@ -223,14 +223,17 @@ pub async fn validate(
             "this client may not use the authorization code grant",
         ));
     }
-    let allowed = client.allowed_scope();
+    let allowed = &first_party::allowed_scope(&state.config, &client.client_id, &client.scope);
     let scope = match get("scope") {
         Some(raw) => match Scope::parse(raw) {
             Ok(s) => s,
             Err(e) => return fail(e),
         },
-        None => allowed.clone(),
+        None => first_party::without_manage(&state.config, &client.client_id, &client.scope),
     };
+    if let Err(e) = first_party::check_requested(&state.config, &client.client_id, &scope) {
+        return fail(e);
+    }
     if scope.is_empty() {
         return fail(OAuthError::new(
             ErrorCode::InvalidScope,

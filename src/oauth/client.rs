@@ -231,6 +231,7 @@ pub async fn register(
         Some(raw) => Scope::parse(raw)
             .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
     };
+    crate::oauth::first_party::check_registration(&scope)?;
     if !scope.is_subset(&offered) {
         return Err(metadata_error(format!(
             "scope may only contain offered scopes: {offered}"

@@ -10,6 +10,7 @@
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
+//! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`session`]: signed browser sessions and pending requests.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
@@ -17,6 +18,7 @@ pub mod authorize;
 pub mod client;
 pub mod consent;
 pub mod error;
+pub mod first_party;
 pub mod grant;
 pub mod grant_type;
 pub mod pkce;
