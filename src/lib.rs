@@ -21,7 +21,9 @@
 //! - [`token`]: access-token claims, signing and strict verification.
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
-//! - [`metrics`]: Prometheus counters at `/metrics`.
+//! - [`metrics`]: Prometheus counters at `/metrics`; [`metrics_server`]: their own listener
+//!   when `HALLPASS_METRICS_BIND` is set.
+//! - [`docs`]: the security headers of Swagger UI at `/docs`.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme).
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
@@ -35,11 +37,13 @@ pub mod api;
 pub mod beer_locker;
 pub mod config;
 pub mod crypto;
+pub mod docs;
 pub mod error;
 pub mod error_code;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod metrics_server;
 pub mod oauth;
 pub mod startup;
 pub mod state;

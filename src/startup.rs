@@ -53,10 +53,14 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let limit = state.config.max_body_bytes;
     let route = Route::new()
         .nest("/", api.with(rfc_errors(Challenge::BasicOrBearer)))
-        .nest("/docs", ui)
+        .nest("/docs", ui.with(crate::docs::headers(&state.config.issuer)))
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml);
-    let route = route.at("/metrics", poem::get(crate::metrics::metrics));
+    let route = if crate::metrics_server::on_main_port(&state.config) {
+        route.at("/metrics", poem::get(crate::metrics::metrics))
+    } else {
+        route
+    };
     let count = crate::metrics::CountRequests(state.clone());
     web::mount(route)
         .with(BodyLimit(limit))
@@ -155,6 +159,7 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
+    metrics_addr: Option<std::net::SocketAddr>,
     acceptor: TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static, poem::Response>,
 }
@@ -234,8 +239,10 @@ impl Application {
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(addr.port());
         let state = make_state(port);
+        let metrics_addr = crate::metrics_server::spawn(&state).await?;
         Ok(Self {
             port,
+            metrics_addr,
             acceptor,
             app: build_app(state).map_to_response().boxed(),
         })
@@ -244,6 +251,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where the separate `/metrics` listener is bound (`HALLPASS_METRICS_BIND`), if any.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Serves until the future completes with an error or the process is stopped.

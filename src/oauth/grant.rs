@@ -195,7 +195,12 @@ async fn authorization_code(
                 ));
             }
         }
-        (Some(_), None) => return Err(OAuthError::invalid_request("code_verifier is required")),
+        // RFC 7636 §4.6: without the verifier the grant cannot be verified: invalid_grant.
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is required: the authorization request had a code_challenge",
+            ));
+        }
         // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
         (None, Some(_)) => {
             return Err(OAuthError::invalid_grant(
