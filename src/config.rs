@@ -157,7 +157,12 @@ pub struct ConfigArgs {
     pub max_body_bytes: u64,
     /// Client ids that are first-party (comma-separated): only they may be granted
     /// `hallpass:manage`.
-    #[arg(long, global = true, env = "HALLPASS_FIRST_PARTY_CLIENTS", default_value = "")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALLPASS_FIRST_PARTY_CLIENTS",
+        default_value = ""
+    )]
     pub first_party_clients: String,
     /// A separate address for `/metrics`; when set, `/metrics` is served only there.
     #[arg(long, global = true, env = "HALLPASS_METRICS_BIND")]
@@ -312,7 +317,8 @@ impl Config {
             }
         }
         let first_party_clients =
-            crate::oauth::first_party::parse_setting(&args.first_party_clients).map_err(ConfigError)?;
+            crate::oauth::first_party::parse_setting(&args.first_party_clients)
+                .map_err(ConfigError)?;
         let metrics_bind = match args.metrics_bind.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {

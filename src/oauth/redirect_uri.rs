@@ -24,7 +24,10 @@ pub fn check_normal_form(raw: &str) -> Result<(), String> {
     }
     match Url::parse(raw) {
         Ok(url) if url.as_str() == raw => Ok(()),
-        Ok(url) => Err(format!("is not in normal form; register {:?}", url.as_str())),
+        Ok(url) => Err(format!(
+            "is not in normal form; register {:?}",
+            url.as_str()
+        )),
         Err(_) => Err("is not an absolute URI".into()),
     }
 }

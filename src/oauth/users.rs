@@ -185,7 +185,8 @@ pub async fn authenticate_caller(
             .ok_or_else(|| OAuthError::invalid_grant("wrong username or password")),
         UserCredentials::Bearer(token) => {
             let claims = crate::oauth::revocation::check_access_token(state, &token).await?;
-            let grants = |s: &str| crate::oauth::first_party::token_grants(&state.config, &claims, s);
+            let grants =
+                |s: &str| crate::oauth::first_party::token_grants(&state.config, &claims, s);
             if let Some(scope) = required_scope.filter(|s| !grants(s)) {
                 return Err(OAuthError::new(
                     ErrorCode::InsufficientScope,

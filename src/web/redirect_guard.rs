@@ -46,7 +46,10 @@ pub(super) async fn validation_error(
     url: String,
 ) -> Response {
     let (params, _) = authorize::parse_query(query);
-    let client_id = params.get("client_id").map(String::as_str).unwrap_or_default();
+    let client_id = params
+        .get("client_id")
+        .map(String::as_str)
+        .unwrap_or_default();
     let sub = match current_session(state, req).await {
         Ok(s) => s.map(|(s, _)| s.sub),
         Err(e) => return server_error_page(&e),
@@ -86,8 +89,15 @@ mod tests {
             "e",
             Some("<i>"),
         );
-        assert!(!page.contains("<script>") && !page.contains("<i>"), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("<i>"),
+            "{page}"
+        );
         assert!(page.contains("a&lt;b"));
-        assert!(page.contains(r#"href="https://x.example/?error=e&amp;state=&quot;&gt;&lt;script&gt;""#));
+        assert!(
+            page.contains(
+                r#"href="https://x.example/?error=e&amp;state=&quot;&gt;&lt;script&gt;""#
+            )
+        );
     }
 }

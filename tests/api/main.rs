@@ -7,6 +7,7 @@ mod cli;
 mod consent;
 mod discovery;
 mod flow;
+mod hardening_flows;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;
