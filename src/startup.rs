@@ -50,10 +50,11 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     let ui = api.swagger_ui();
+    let docs_headers = crate::docs::headers(&state.config.issuer, &api.swagger_ui_html());
     let limit = state.config.max_body_bytes;
     let route = Route::new()
         .nest("/", api.with(rfc_errors(Challenge::BasicOrBearer)))
-        .nest("/docs", ui.with(crate::docs::headers(&state.config.issuer)))
+        .nest("/docs", ui.with(docs_headers))
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml);
     let route = if crate::metrics_server::on_main_port(&state.config) {
