@@ -398,10 +398,15 @@ async fn metrics_can_be_served_on_their_own_address_only() {
     })
     .await;
     assert_eq!(app.get_status("/metrics").await, StatusCode::NOT_FOUND);
-    let addr = hallpass::metrics_server::spawn(&app.state)
+    // What `Application` does when it binds: the listener's address is reported back.
+    let state = app.state.clone();
+    let server = hallpass::Application::bind_then("127.0.0.1:0".parse().unwrap(), |_| state)
         .await
-        .unwrap()
+        .unwrap();
+    let addr = server
+        .metrics_addr()
         .expect("a metrics address is configured");
+    assert_ne!(addr.port(), server.port());
     let resp = app
         .http
         .get(format!("http://{addr}/metrics"))
