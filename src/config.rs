@@ -112,6 +112,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "HALLPASS_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: Option<u64>,
+    /// Client ids that are first-party (comma-separated): only they may be granted
+    /// `hallpass:manage`.
+    #[arg(long, env = "HALLPASS_FIRST_PARTY_CLIENTS", default_value = "")]
+    pub first_party_clients: String,
+    /// A separate address for `/metrics`; when set, `/metrics` is served only there.
+    #[arg(long, env = "HALLPASS_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 /// The settings of the keys directory: all `hallpass keys` needs.
@@ -217,6 +224,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connection cap (`HALLPASS_MAX_CONNECTIONS`); `None` derives it from the fd limit.
     pub max_connections: Option<usize>,
+    /// First-party client ids (`HALLPASS_FIRST_PARTY_CLIENTS`); see [`crate::oauth::first_party`].
+    pub first_party_clients: std::collections::BTreeSet<String>,
+    /// Address of the separate `/metrics` listener (`HALLPASS_METRICS_BIND`); `None`: `/metrics`
+    /// is on the main port.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -266,6 +278,8 @@ impl Default for Config {
             body_read_timeout: crate::server::DEFAULT_BODY_READ_TIMEOUT,
             idle_timeout: crate::server::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
+            first_party_clients: Default::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -296,6 +310,17 @@ impl Config {
             None => issuer.clone(),
         };
         let redis_url = validate_redis_url(args.redis.redis_url)?;
+        let first_party_clients =
+            crate::oauth::first_party::parse_setting(&args.first_party_clients)
+                .map_err(ConfigError)?;
+        let metrics_bind = match args.metrics_bind.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                ConfigError(format!(
+                    "HALLPASS_METRICS_BIND / --metrics-bind is {raw:?}; give an address and port such as 127.0.0.1:9100"
+                ))
+            })?),
+        };
         Ok(Config {
             issuer,
             bind,
@@ -321,6 +346,8 @@ impl Config {
             max_connections: args
                 .max_connections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            first_party_clients,
+            metrics_bind,
         })
     }
 

@@ -22,7 +22,9 @@
 //! - [`token`]: the server's own access tokens, signed and checked through [`jose`].
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
-//! - [`metrics`]: Prometheus counters at `/metrics`.
+//! - [`metrics`]: Prometheus counters at `/metrics`; [`metrics_server`]: their own listener
+//!   when `HALLPASS_METRICS_BIND` is set.
+//! - [`docs`]: the security headers of Swagger UI at `/docs`.
 //! - [`server`]: accepting and serving connections with header, idle and connection limits.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme). With `--no-default-features --features verify` (or `verify-poem`)
@@ -52,11 +54,15 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod crypto;
 #[cfg(feature = "server")]
+pub mod docs;
+#[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
 pub mod keys;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod metrics_server;
 #[cfg(feature = "server")]
 pub mod oauth;
 #[cfg(feature = "server")]

@@ -43,13 +43,18 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     let ui = api.swagger_ui();
+    let docs_headers = crate::docs::headers(&state.config.issuer, &api.swagger_ui_html());
     let limit = state.config.max_body_bytes;
     let route = Route::new()
         .nest("/", api.with(rfc_errors(Challenge::BasicOrBearer)))
-        .nest("/docs", ui)
+        .nest("/docs", ui.with(docs_headers))
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml);
-    let route = route.at("/metrics", poem::get(crate::metrics::metrics));
+    let route = if crate::metrics_server::on_main_port(&state.config) {
+        route.at("/metrics", poem::get(crate::metrics::metrics))
+    } else {
+        route
+    };
     let count = crate::metrics::CountRequests(state.clone());
     web::mount(route)
         .with(BodyLimit(limit, state.config.body_read_timeout))
@@ -289,6 +294,7 @@ impl ApplicationBuilder {
             session_secret,
         });
         crate::keys::spawn_reloader(state.clone());
+        let metrics_addr = crate::metrics_server::spawn(&state).await?;
         let port = listener
             .local_addr()
             .map_err(|e| StartupError::Io(e.to_string()))?
@@ -297,6 +303,7 @@ impl ApplicationBuilder {
             port,
             listener,
             state,
+            metrics_addr,
         })
     }
 }
@@ -306,6 +313,7 @@ pub struct Application {
     port: u16,
     listener: TcpListener,
     state: AppState,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -332,6 +340,11 @@ impl Application {
     /// The state the routes share.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Where the separate `/metrics` listener is bound (`HALLPASS_METRICS_BIND`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -29,6 +29,8 @@ pub struct TestServer {
     pub state: AppState,
     /// The server's clock; tests move it forward instead of sleeping.
     pub clock: Arc<MockClock>,
+    /// Where `/metrics` listens when `HALLPASS_METRICS_BIND` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _shutdown: oneshot::Sender<()>,
     _keys_dir: Option<TempDir>,
 }
@@ -78,6 +80,7 @@ impl TestServer {
             .build()
             .await?;
         let state = app.state().clone();
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run(async {
             let _ = rx.await;
@@ -87,6 +90,7 @@ impl TestServer {
             port,
             state,
             clock,
+            metrics_addr,
             _shutdown: tx,
             _keys_dir: owned_dir,
         })

@@ -22,7 +22,9 @@ pub struct ClientRegistration {
     pub grant_types: Option<Vec<String>>,
     /// `client_secret_basic` (default), `client_secret_post`, or `none` for a public client.
     pub token_endpoint_auth_method: Option<String>,
-    /// Space-separated scopes the client may request; defaults to every offered scope.
+    /// Space-separated scopes the client may request; defaults to every offered scope except
+    /// `hallpass:manage`, which is refused here: only first-party clients, named by the
+    /// operator, may be granted it.
     pub scope: Option<String>,
 }
 

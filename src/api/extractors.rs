@@ -12,7 +12,10 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, registry
 use crate::{
     api::security::UserAuth,
     error::{Challenge, ErrorCode, HttpError, OAuthError},
-    oauth::users::{self, MANAGE_SCOPE, User},
+    oauth::{
+        scope::Scope,
+        users::{self, MANAGE_SCOPE, User},
+    },
     state::AppState,
 };
 
@@ -37,7 +40,7 @@ impl Requirement for AnyScope {
 }
 
 /// The authenticated user of a management-API request.
-pub struct UserCaller<R: Requirement>(pub User, PhantomData<R>);
+pub struct UserCaller<R: Requirement>(pub User, PhantomData<R>, Option<Scope>);
 
 /// A user who may manage their clients and consents: HTTP Basic, or a token with
 /// `hallpass:manage`.
@@ -50,6 +53,11 @@ impl<R: Requirement> UserCaller<R> {
     /// The user.
     pub fn user(&self) -> &User {
         &self.0
+    }
+
+    /// The Bearer token's scope; `None` when the caller used HTTP Basic.
+    pub fn token_scope(&self) -> Option<&Scope> {
+        self.2.as_ref()
     }
 }
 
@@ -95,7 +103,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for UserCaller<R> {
             return Err(HttpError::from(OAuthError::internal(&missing)).into());
         };
         match users::authenticate_caller(state, auth.into(), R::SCOPE).await {
-            Ok(user) => Ok(UserCaller(user, PhantomData)),
+            Ok((user, scope)) => Ok(UserCaller(user, PhantomData, scope)),
             Err(err) => Err(rejection(err, R::SCOPE).into()),
         }
     }

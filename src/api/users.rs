@@ -5,7 +5,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use crate::{
     api::{ApiTags, extractors::Caller},
     error::{ApiError, ErrorCode, OAuthError},
-    oauth::users::{self, User},
+    oauth::{
+        disclosure,
+        users::{self, User},
+    },
     state::AppState,
 };
 
@@ -31,11 +34,13 @@ impl std::fmt::Debug for NewUser {
 
 /// A user as the API shows it (never the password hash).
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserView {
     /// Stable id: the `sub` of this user's tokens.
     pub id: String,
-    /// Login name.
-    pub username: String,
+    /// Login name. `GET /api/users/me` omits it for a Bearer token without the `profile`
+    /// scope.
+    pub username: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -44,7 +49,7 @@ impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
             id: u.id,
-            username: u.username,
+            username: Some(u.username),
             created_at: u.created_at,
         }
     }
@@ -93,7 +98,8 @@ impl UsersApi {
 
     /// The current user
     ///
-    /// Accepts HTTP Basic (username and password) or a Bearer access token.
+    /// Accepts HTTP Basic (username and password) or a Bearer access token. A token shows
+    /// the username only with the `profile` scope, as at `/userinfo`.
     #[oai(
         path = "/api/users/me",
         method = "get",
@@ -101,6 +107,11 @@ impl UsersApi {
         tag = "ApiTags::Users"
     )]
     async fn me(&self, caller: Caller) -> Result<Me, ApiError> {
-        Ok(Me::Ok(Json(caller.0.into())))
+        let shows_username = disclosure::shows_username(caller.token_scope());
+        let mut view = UserView::from(caller.0);
+        if !shows_username {
+            view.username = None;
+        }
+        Ok(Me::Ok(Json(view)))
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     oauth::error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
-        consent,
+        consent, first_party,
         grant_type::GrantType,
         pkce,
         scope::Scope,
@@ -217,20 +217,30 @@ pub async fn validate(
             ));
         }
     }
+    // OAuth 2.0 Multiple Response Type Encoding Practices §2.1: a mode the server does not
+    // support is an error, not a hint to ignore.
+    if get("response_mode").is_some_and(|m| m != "query") {
+        return fail(OAuthError::invalid_request(
+            "response_mode must be query (the only mode supported)",
+        ));
+    }
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return fail(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code grant",
         ));
     }
-    let allowed = client.allowed_scope();
+    let allowed = &first_party::allowed_scope(&state.config, &client.client_id, &client.scope);
     let scope = match get("scope") {
         Some(raw) => match Scope::parse(raw) {
             Ok(s) => s,
             Err(e) => return fail(e),
         },
-        None => allowed.clone(),
+        None => first_party::without_manage(&state.config, &client.client_id, &client.scope),
     };
+    if let Err(e) = first_party::check_requested(&state.config, &client.client_id, &scope) {
+        return fail(e);
+    }
     if scope.is_empty() {
         return fail(OAuthError::new(
             ErrorCode::InvalidScope,
@@ -358,8 +368,11 @@ pub fn seal_pending(state: &AppState, session: &Session, req: &AuthRequest) -> S
 /// What to do with a validated request for a signed-in user.
 #[derive(Debug)]
 pub enum Next {
-    /// Redirect now (remembered consent: the code; `prompt=none` without consent: the error).
+    /// Redirect now with the code (remembered consent).
     Redirect(String),
+    /// `prompt=none` without consent: this error response, delivered per
+    /// [`redirect_trust`](crate::oauth::redirect_trust).
+    Error(String),
     /// Show the consent page.
     AskConsent,
 }
@@ -381,7 +394,7 @@ pub async fn after_login(
             ErrorCode::ConsentRequired,
             "the user has not approved this application",
         );
-        return Ok(Next::Redirect(redirect_error(state, req, &err)));
+        return Ok(Next::Error(redirect_error(state, req, &err)));
     }
     Ok(Next::AskConsent)
 }

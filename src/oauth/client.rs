@@ -140,6 +140,7 @@ pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     if url.host().is_none() {
         return Err(bad("must have a host"));
     }
+    crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))?;
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback_host(&url) => Ok(()),
@@ -231,6 +232,7 @@ pub async fn register(
         Some(raw) => Scope::parse(raw)
             .map_err(|_| metadata_error("scope contains an invalid scope token"))?,
     };
+    crate::oauth::first_party::check_registration(&scope)?;
     if !scope.is_subset(&offered) {
         return Err(metadata_error(format!(
             "scope may only contain offered scopes: {offered}"
@@ -387,6 +389,9 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
+/// The description of every failed client authentication, whatever failed.
+pub const CLIENT_AUTH_FAILED: &str = "client authentication failed";
+
 /// Authenticates the client of a token-endpoint request: exactly one method, the one the
 /// client registered; secrets compared in constant time.
 pub async fn authenticate(
@@ -430,19 +435,15 @@ pub async fn authenticate(
         .and_then(|c| c.secret_hash.clone())
         .unwrap_or_else(|| sha256_b64(b"no secret"));
     let secret_ok = ct_eq(presented.as_bytes(), stored.as_bytes());
-    let Some(client) = client else {
-        return Err(OAuthError::invalid_client("client authentication failed"));
-    };
-    if client.token_endpoint_auth_method != method {
-        return Err(OAuthError::invalid_client(format!(
-            "this client authenticates with {}",
-            client.token_endpoint_auth_method.as_str()
-        )));
+    // One answer for every failure (unknown client, wrong method, wrong secret), decided
+    // after the same lookup and comparison, so it never tells whether the client exists.
+    let method_ok = client
+        .as_ref()
+        .is_some_and(|c| c.token_endpoint_auth_method == method);
+    match client {
+        Some(client) if method_ok && (method == AuthMethod::None || secret_ok) => Ok(client),
+        _ => Err(OAuthError::invalid_client(CLIENT_AUTH_FAILED)),
     }
-    if method != AuthMethod::None && !secret_ok {
-        return Err(OAuthError::invalid_client("client authentication failed"));
-    }
-    Ok(client)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::{
     oauth::{
         authorize::CodeGrant,
         client::{self, Client, ClientCredentials},
+        first_party,
         grant_type::GrantType,
         pkce, refresh, revocation,
         scope::Scope,
@@ -194,7 +195,12 @@ async fn authorization_code(
                 ));
             }
         }
-        (Some(_), None) => return Err(OAuthError::invalid_request("code_verifier is required")),
+        // RFC 7636 §4.6: without the verifier the grant cannot be verified: invalid_grant.
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is required: the authorization request had a code_challenge",
+            ));
+        }
         // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
         (None, Some(_)) => {
             return Err(OAuthError::invalid_grant(
@@ -203,7 +209,8 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let scope = &grant.req.scope;
+    // A code issued while the client was first-party buys no management after it stopped being.
+    let scope = &first_party::without_manage(&state.config, &client.client_id, &grant.req.scope);
     let mut issued = issue(
         state,
         client,
@@ -290,12 +297,13 @@ fn client_credentials(
     client: &Client,
     req: &TokenRequest,
 ) -> Result<Issued, OAuthError> {
-    let allowed = client.allowed_scope();
+    let allowed = &first_party::allowed_scope(&state.config, &client.client_id, &client.scope);
     // An empty `scope` is the same as none: the client's registered scopes.
     let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(raw) => Scope::parse(raw)?,
-        None => allowed.clone(),
+        None => first_party::without_manage(&state.config, &client.client_id, &client.scope),
     };
+    first_party::check_requested(&state.config, &client.client_id, &scope)?;
     if !scope.is_subset(allowed) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,

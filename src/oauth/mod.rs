@@ -11,17 +11,25 @@
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
+//! - [`disclosure`]: what a token may see of its user.
+//! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
+//! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
+//! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`session`]: signed browser sessions and pending requests.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
 pub mod client;
 pub mod consent;
+pub mod disclosure;
 pub mod error;
+pub mod first_party;
 pub mod grant;
 pub mod grant_type;
 pub mod passwords;
 pub mod pkce;
+pub mod redirect_trust;
+pub mod redirect_uri;
 pub mod refresh;
 pub mod revocation;
 pub mod scope;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     crypto::{b64, ct_eq, random_token, sha256_b64},
     oauth::error::{ErrorCode, OAuthError},
-    oauth::{client::Client, revocation, scope::Scope},
+    oauth::{client::Client, first_party, revocation, scope::Scope},
     state::AppState,
     store::{StoreJson, schema},
 };
@@ -189,10 +189,11 @@ pub async fn redeem(
             revoke_family(state, family_id).await?;
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
         }
-        let granted = fam.scope.clone();
+        let granted = first_party::without_manage(&state.config, &client.client_id, &fam.scope);
         let scope = match requested_scope {
             Some(raw) => {
                 let s = Scope::parse(raw)?;
+                first_party::check_requested(&state.config, &client.client_id, &s)?;
                 if !s.is_subset(&granted) {
                     return Err(OAuthError::new(
                         ErrorCode::InvalidScope,

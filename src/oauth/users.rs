@@ -139,26 +139,33 @@ pub enum UserCredentials {
 /// credentials) and, when `required_scope` is given, grant it: an application the user
 /// allowed to read their beers must not be able to manage their clients
 /// (`insufficient_scope`).
+///
+/// Returns the user and, for a Bearer token, the token's scope (`None`: HTTP Basic).
 pub async fn authenticate_caller(
     state: &AppState,
     creds: UserCredentials,
     required_scope: Option<&str>,
-) -> Result<User, OAuthError> {
+) -> Result<(User, Option<crate::oauth::scope::Scope>), OAuthError> {
     let fail = |why: &'static str| OAuthError::invalid_token(why);
     match creds {
         UserCredentials::Basic { username, password } => authenticate(state, &username, &password)
             .await?
+            .map(|user| (user, None))
             .ok_or_else(|| OAuthError::invalid_grant("wrong username or password")),
         UserCredentials::Bearer(token) => {
             let claims = crate::oauth::revocation::check_access_token(state, &token).await?;
-            if let Some(scope) = required_scope.filter(|s| !claims.has_scope(s)) {
+            let grants =
+                |s: &str| crate::oauth::first_party::token_grants(&state.config, &claims, s);
+            if let Some(scope) = required_scope.filter(|s| !grants(s)) {
                 return Err(OAuthError::new(
                     ErrorCode::InsufficientScope,
                     format!("this operation needs a token with scope {scope}, or HTTP Basic"),
                 ));
             }
+            let scope = crate::oauth::scope::Scope::parse(&claims.scope).unwrap_or_default();
             by_id(state, &claims.sub)
                 .await?
+                .map(|user| (user, Some(scope)))
                 .ok_or_else(|| fail("the token's subject is not a user"))
         }
         UserCredentials::Missing => Err(fail(

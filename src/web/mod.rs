@@ -11,6 +11,7 @@
 //! sealed to the session's subject.
 
 pub mod pages;
+mod redirect_guard;
 
 use std::collections::HashMap;
 
@@ -195,18 +196,23 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
                 pages::error("Invalid request", &msg),
             );
         }
-        Err(AuthorizeError::Redirect(url)) => return see_other(&url),
+        Err(AuthorizeError::Redirect(url)) => {
+            return redirect_guard::validation_error(state, req, query, url).await;
+        }
         Err(AuthorizeError::Server(e)) => return server_error_page(&e),
     };
     let signed_in = match current_session(state, req).await {
         Ok(s) => s,
         Err(e) => return server_error_page(&e),
     };
+    let signed_in_sub = signed_in.as_ref().map(|(s, _)| s.sub.clone());
     let fresh = signed_in.filter(|(s, _)| !areq.needs_fresh_login(s.auth_time, state.now()));
     let Some((session, user)) = fresh else {
         if areq.prompts("none") {
             let err = OAuthError::new(ErrorCode::LoginRequired, "the user must sign in");
-            return see_other(&authorize::redirect_error(state, &areq, &err));
+            let url = authorize::redirect_error(state, &areq, &err);
+            let sub = signed_in_sub.as_deref();
+            return redirect_guard::error_response(state, sub, &areq.client_id, url).await;
         }
         let return_to = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
         return login_page(
@@ -220,6 +226,10 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
     };
     match authorize::after_login(state, &session, &areq).await {
         Ok(authorize::Next::Redirect(url)) => return see_other(&url),
+        Ok(authorize::Next::Error(url)) => {
+            let sub = Some(session.sub.as_str());
+            return redirect_guard::error_response(state, sub, &areq.client_id, url).await;
+        }
         Ok(authorize::Next::AskConsent) => {}
         Err(e) => return server_error_page(&e),
     }

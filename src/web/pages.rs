@@ -16,7 +16,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn layout(title: &str, body: &str) -> String {
+pub(super) fn layout(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

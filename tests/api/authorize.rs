@@ -23,6 +23,26 @@ fn assert_error_page(resp: &reqwest::Response) {
     );
 }
 
+/// Asserts the error response of a client the user never approved (RFC 9700 §4.11.2): no
+/// redirect, but a page whose link to the client carries `error`, `state` and `iss`.
+async fn assert_error_link(
+    app: &TestApp,
+    resp: reqwest::Response,
+    redirect_uri: &str,
+    error: &str,
+) {
+    let to = crate::hardening_flows::error_link(resp).await;
+    assert!(to.starts_with(redirect_uri), "{to}");
+    let p = query_params(&to);
+    assert_eq!(p.get("error").map(String::as_str), Some(error), "{to}");
+    assert_eq!(
+        p.get("state").map(String::as_str),
+        Some("xyz-state"),
+        "{to}"
+    );
+    assert_eq!(p.get("iss"), Some(&app.address), "{to}");
+}
+
 /// Asserts a redirect to the client carrying `error`, `state` and `iss`.
 fn assert_error_redirect(app: &TestApp, resp: &reqwest::Response, redirect_uri: &str, error: &str) {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -183,7 +203,7 @@ async fn other_errors_redirect_back_with_error_state_and_iss() {
                 &client.redirect_uri
             };
             let resp = app.get_authorize(&query, None).await;
-            assert_error_redirect(&app, &resp, redirect, error);
+            assert_error_link(&app, resp, redirect, error).await;
         }
     })
     .await;
@@ -202,7 +222,7 @@ async fn a_client_without_the_code_grant_gets_unauthorized_client() {
     let resp = app
         .get_authorize(&app.authorize_query(&client, &[]), None)
         .await;
-    assert_error_redirect(&app, &resp, &client.redirect_uri, "unauthorized_client");
+    assert_error_link(&app, resp, &client.redirect_uri, "unauthorized_client").await;
 }
 
 #[tokio::test]
@@ -476,7 +496,7 @@ async fn prompt_none_without_a_session_redirects_with_login_required() {
     let resp = app
         .get_authorize(&app.authorize_query(&client, &[("prompt", "none")]), None)
         .await;
-    assert_error_redirect(&app, &resp, &client.redirect_uri, "login_required");
+    assert_error_link(&app, resp, &client.redirect_uri, "login_required").await;
 }
 
 #[tokio::test]

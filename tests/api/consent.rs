@@ -54,9 +54,9 @@ async fn prompt_none_gives_a_code_with_consent_and_consent_required_without() {
     let session = app.login(&c.owner).await;
     let q = app.authorize_query(&c, &[("scope", "beers:read"), ("prompt", "none")]);
 
+    // Not approved yet: the error is offered as a link, not redirected (RFC 9700 §4.11.2).
     let before = app.get_authorize(&q, Some(&session)).await;
-    assert_eq!(before.status(), StatusCode::SEE_OTHER);
-    let p = query_params(&location(&before));
+    let p = query_params(&crate::hardening_flows::error_link(before).await);
     assert_eq!(p["error"], "consent_required");
     assert_eq!(p["iss"], app.address);
 
@@ -65,7 +65,7 @@ async fn prompt_none_gives_a_code_with_consent_and_consent_required_without() {
     assert!(query_params(&location(&after)).contains_key("code"));
     let no_session = app.get_authorize(&q, None).await;
     assert_eq!(
-        query_params(&location(&no_session))["error"],
+        query_params(&crate::hardening_flows::error_link(no_session).await)["error"],
         "login_required"
     );
 }

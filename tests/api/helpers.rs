@@ -97,6 +97,13 @@ pub async fn spawn_app_with_store(
     }
 }
 
+impl TestApp {
+    /// Where `/metrics` listens when the test configured `metrics_bind`.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self._server.metrics_addr
+    }
+}
+
 /// A registered user.
 #[derive(Clone, Debug)]
 pub struct TestUser {

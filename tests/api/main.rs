@@ -12,6 +12,7 @@ mod connections;
 mod consent;
 mod discovery;
 mod flow;
+mod hardening_flows;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;

@@ -53,7 +53,7 @@ async fn no_refresh_token_without_offline_access_or_without_the_grant() {
         )
         .await;
     assert_eq!(
-        crate::helpers::query_params(&crate::helpers::location(&resp))["error"],
+        crate::helpers::query_params(&crate::hardening_flows::error_link(resp).await)["error"],
         "invalid_scope"
     );
     let refused = app.refresh(&no_grant, "anything.here", None).await;

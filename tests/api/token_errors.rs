@@ -329,7 +329,7 @@ async fn pkce_verifier_must_match_and_be_present_exactly_when_a_challenge_was_se
         assert_oauth_error(redeem(&code, Some(&wrong)).await, 400, "invalid_grant").await;
 
         let code = app.code_for(&c, &pkce).await;
-        assert_oauth_error(redeem(&code, None).await, 400, "invalid_request").await;
+        assert_oauth_error(redeem(&code, None).await, 400, "invalid_grant").await;
     })
     .await;
 }

@@ -421,26 +421,18 @@ async fn a_bearer_token_manages_clients_and_consents_only_with_the_manage_scope(
             "any user token may read /api/users/me"
         );
 
+        // Only first-party clients get hallpass:manage (tests/api/hardening_flows.rs).
         let console = app
-            .client_with(json!({
-                "client_name": "Console",
-                "redirect_uris": ["https://console.example/cb"],
-                "scope": "hallpass:manage",
-            }))
+            .post_client(
+                &victim.owner,
+                &json!({
+                    "client_name": "Console",
+                    "redirect_uris": ["https://console.example/cb"],
+                    "scope": "hallpass:manage",
+                }),
+            )
             .await;
-        let code = app
-            .code_for(&console, &[("scope", "hallpass:manage")])
-            .await;
-        let body: Value = app.redeem(&console, &code).await.json().await.unwrap();
-        let resp = app
-            .http
-            .post(app.url("/api/clients"))
-            .bearer_auth(body["access_token"].as_str().unwrap())
-            .json(&json!({"client_name": "Second", "redirect_uris": ["https://second.example/cb"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_oauth_error(console, 400, "invalid_client_metadata").await;
     })
     .await;
 }
