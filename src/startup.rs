@@ -58,9 +58,11 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at("/openapi.yaml", spec_yaml);
     let route = route.at("/metrics", poem::get(crate::metrics::metrics));
     let count = crate::metrics::CountRequests(state.clone());
+    let hsts = web::cookies::sends_hsts(&state.config);
     web::mount(route)
         .with(BodyLimit(limit))
         .with(count)
+        .with_if(hsts, web::cookies::Hsts)
         .data(state)
 }
 

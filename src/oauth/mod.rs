@@ -10,11 +10,14 @@
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
-//! - [`session`]: signed browser sessions and pending requests.
+//! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
+//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
+//! - [`client_update`]: compare-and-swap updates of client records.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
 pub mod client;
+pub mod client_update;
 pub mod consent;
 pub mod error;
 pub mod grant;
@@ -24,4 +27,6 @@ pub mod refresh;
 pub mod revocation;
 pub mod scope;
 pub mod session;
+pub mod sign_out;
+pub mod token_cutoff;
 pub mod users;
