@@ -9,7 +9,8 @@
 //! [`check`] refuses a token whose `iat` is at or before either time (one-second clock steps:
 //! a token issued in the same second as the withdrawal is refused too). Each record lives for
 //! the access-token lifetime plus the leeway: every older token has expired by then anyway.
-//! It is called once, from `revocation::check_access_token`, which every Hallpass endpoint
+//! Authorization codes approved before a withdrawal are refused too ([`check_code`]).
+//! [`check`] is called once, from `revocation::check_access_token`, which every Hallpass endpoint
 //! that accepts tokens goes through (`/userinfo`, the management API's Bearer path,
 //! introspection). Resource servers that verify tokens offline do not see these records.
 //!
@@ -55,6 +56,27 @@ pub async fn consent_withdrawn(
 /// Refuses, from now on, every access token issued so far to `client_id`.
 pub async fn client_deleted(state: &AppState, client_id: &str) -> Result<(), OAuthError> {
     record(state, &schema::tokens_not_before_client(client_id)).await
+}
+
+/// `invalid_grant` when an authorization code issued at `issued_at` for user `sub` at
+/// `client_id` predates a withdrawal of the user's consent (one store read): the code was
+/// approved under the consent now withdrawn.
+pub async fn check_code(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    issued_at: u64,
+) -> Result<(), OAuthError> {
+    let key = schema::tokens_not_before_pair(sub, client_id);
+    if read(state.store.as_ref(), &key)
+        .await?
+        .is_some_and(|nb| issued_at <= nb)
+    {
+        return Err(OAuthError::invalid_grant(
+            "the user withdrew consent after this authorization code was issued",
+        ));
+    }
+    Ok(())
 }
 
 /// `invalid_token` when the token was issued at or before a cut-off of its user and client,

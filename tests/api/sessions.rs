@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    Backend, TestApp, TestClient, TestUser, each_store, hidden_input, set_cookie, set_cookie_line,
-    spawn_app, spawn_app_on,
+    Backend, TestApp, TestClient, TestUser, assert_oauth_error, each_store, hidden_input,
+    set_cookie, set_cookie_line, spawn_app, spawn_app_on,
 };
 
 /// Whether `session` still signs its user in: the authorize request shows the consent page
@@ -188,6 +188,29 @@ async fn a_token_from_before_consent_withdrawal_is_refused_and_a_new_one_works()
             "a token after re-consent works"
         );
         assert!(!token_works(&app, &rs, &old).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_code_approved_before_consent_withdrawal_cannot_be_redeemed() {
+    each_store(async |app: TestApp| {
+        let client = app.confidential_client().await;
+        let code = app.code_for(&client, &[("scope", "openid")]).await;
+        let resp = app
+            .as_user(
+                Method::DELETE,
+                format!("/api/consents/{}", client.client_id),
+                &client.owner,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+        let resp = app.redeem(&client, &code).await;
+
+        assert_oauth_error(resp, 400, "invalid_grant").await;
     })
     .await;
 }
