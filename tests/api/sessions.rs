@@ -265,7 +265,9 @@ fn rotate(app: &TestApp, client: &TestClient) -> reqwest::RequestBuilder {
 
 /// Ten parallel rotations: each answers 200 with a secret or 409. Only the secret of the last
 /// rotation to commit works; every other 200 was true when answered and was replaced by a
-/// later 200 (the rotations that raced a winner changed nothing and said 409).
+/// later 200 (the rotations that raced a winner changed nothing and said 409). HTTP Basic's
+/// argon2 spreads the requests out, so most commit one after another; the lost update itself
+/// is forced and refused in `oauth::client_update`'s unit tests.
 #[tokio::test]
 async fn parallel_rotations_answer_200_or_409_and_exactly_the_last_secret_works() {
     each_store(async |app: TestApp| {
