@@ -56,9 +56,11 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         route
     };
     let count = crate::metrics::CountRequests(state.clone());
+    let hsts = web::cookies::sends_hsts(&state.config);
     web::mount(route)
         .with(BodyLimit(limit, state.config.body_read_timeout))
         .with(count)
+        .with_if(hsts, web::cookies::Hsts)
         .data(state)
 }
 

@@ -188,7 +188,9 @@ impl ClientsApi {
 
     /// Delete a client
     ///
-    /// Deletes one of the caller's clients; its codes can no longer be redeemed.
+    /// Deletes one of the caller's clients; its codes can no longer be redeemed, and Hallpass
+    /// refuses the access tokens already issued to it (at `/userinfo`, this API and
+    /// introspection). 404 when it is already gone.
     #[oai(
         path = "/api/clients/:client_id",
         method = "delete",
@@ -208,7 +210,8 @@ impl ClientsApi {
     /// Rotate a client secret
     ///
     /// Replaces the secret of one of the caller's confidential clients and shows the new
-    /// one, once. The old secret stops working immediately.
+    /// one, once. The old secret stops working immediately. 409 when a concurrent rotation or
+    /// deletion of the same client won: the secret did not change; retry.
     #[oai(
         path = "/api/clients/:client_id/secret",
         method = "post",

@@ -73,8 +73,9 @@ impl ConsentsApi {
 
     /// Withdraw a grant
     ///
-    /// Forgets the caller's consent for the client (it must ask again) and revokes every
-    /// refresh token the client holds for the caller.
+    /// Forgets the caller's consent for the client (it must ask again), revokes every
+    /// refresh token the client holds for the caller, and makes Hallpass refuse the access
+    /// tokens it already holds for the caller (at `/userinfo`, this API and introspection).
     #[oai(
         path = "/api/consents/:client_id",
         method = "delete",

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod extractors;
 pub mod revocation;
 pub mod security;
+pub mod sessions;
 pub mod token;
 pub mod userinfo;
 pub mod users;
@@ -44,6 +45,7 @@ pub type Apis = (
     clients::ClientsApi,
     consents::ConsentsApi,
     userinfo::UserInfoApi,
+    sessions::SessionsApi,
 );
 
 /// The OpenAPI service of every JSON endpoint.
@@ -57,6 +59,7 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
             clients::ClientsApi { state: state.clone() },
             consents::ConsentsApi { state: state.clone() },
             userinfo::UserInfoApi { state: state.clone() },
+            sessions::SessionsApi { state: state.clone() },
         ),
         "Hallpass",
         env!("CARGO_PKG_VERSION"),

@@ -322,43 +322,21 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
     Ok(out)
 }
 
-/// Deletes the owner's client.
+/// Deletes the owner's client (compare-and-swap; see [`client_update`](crate::oauth::client_update)).
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
-    let client = get_owned(state, owner, client_id).await?;
-    state
-        .store
-        .delete(&schema::client(&client.client_id))
-        .await?;
-    state
-        .store
-        .set_remove(&schema::owner_clients(&owner.id), &client.client_id)
-        .await?;
-    tracing::info!("client deleted");
-    Ok(())
+    crate::oauth::client_update::delete(state, owner, client_id).await
 }
 
-/// Replaces a confidential client's secret and returns the new one (shown once).
+/// Replaces a confidential client's secret and returns the new one (shown once); 409 when
+/// a concurrent change won (see [`client_update`](crate::oauth::client_update)).
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn rotate_secret(
     state: &AppState,
     owner: &User,
     client_id: &str,
 ) -> Result<(Client, String), OAuthError> {
-    let mut client = get_owned(state, owner, client_id).await?;
-    if client.is_public() {
-        return Err(OAuthError::invalid_request(
-            "a public client has no secret to rotate",
-        ));
-    }
-    let secret = random_token();
-    client.secret_hash = Some(sha256_b64(secret.as_bytes()));
-    state
-        .store
-        .put_json(&schema::client(&client.client_id), &client, None)
-        .await?;
-    tracing::info!("client secret rotated");
-    Ok((client, secret))
+    crate::oauth::client_update::rotate_secret(state, owner, client_id).await
 }
 
 /// The credentials a token-endpoint request carried (RFC 6749 §2.3.1). `Debug` never shows

@@ -87,7 +87,8 @@ pub async fn list(state: &AppState, user: &User) -> Result<Vec<(Grant, String)>,
     Ok(out)
 }
 
-/// Withdraws the user's consent for `client_id` and revokes its refresh-token families.
+/// Withdraws the user's consent for `client_id`, revokes its refresh-token families and
+/// refuses the access tokens already issued.
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn withdraw(state: &AppState, user: &User, client_id: &str) -> Result<(), OAuthError> {
     if !state
@@ -102,6 +103,7 @@ pub async fn withdraw(state: &AppState, user: &User, client_id: &str) -> Result<
         .set_remove(&schema::consents(&user.id), client_id)
         .await?;
     refresh::revoke_all(state, &user.id, client_id).await?;
+    crate::oauth::token_cutoff::consent_withdrawn(state, &user.id, client_id).await?;
     tracing::info!("consent withdrawn");
     Ok(())
 }

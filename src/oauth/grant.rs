@@ -173,6 +173,8 @@ async fn authorization_code(
             "the authorization code was issued to another client",
         ));
     }
+    let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
+    crate::oauth::token_cutoff::check_code(state, &grant.sub, &client.client_id, issued_at).await?;
     match req.redirect_uri.as_deref() {
         Some(uri) if uri == grant.req.redirect_uri => {}
         Some(_) => {

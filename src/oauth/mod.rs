@@ -15,11 +15,14 @@
 //! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
 //! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
-//! - [`session`]: signed browser sessions and pending requests.
+//! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
+//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
+//! - [`client_update`]: compare-and-swap updates of client records.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
 pub mod client;
+pub mod client_update;
 pub mod consent;
 pub mod disclosure;
 pub mod error;
@@ -34,5 +37,7 @@ pub mod refresh;
 pub mod revocation;
 pub mod scope;
 pub mod session;
+pub mod sign_out;
+pub mod token_cutoff;
 pub mod username;
 pub mod users;

@@ -33,12 +33,17 @@ pub async fn is_denied(state: &AppState, jti: &str) -> Result<bool, OAuthError> 
     Ok(state.store.get(&schema::denied(jti)).await?.is_some())
 }
 
-/// Verifies an access token and checks the denylist: `invalid_token` for anything wrong.
+/// Verifies an access token and checks the denylist and the consent/client cut-offs
+/// (`token_cutoff`): `invalid_token` for anything wrong.
 pub async fn check_access_token(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
     let claims = state
         .verify_access_token(token)
         .map_err(|e| OAuthError::new(ErrorCode::InvalidToken, e.to_string()))?;
-    if is_denied(state, &claims.jti).await? {
+    let (denied, ()) = tokio::try_join!(
+        is_denied(state, &claims.jti),
+        crate::oauth::token_cutoff::check(state, &claims)
+    )?;
+    if denied {
         return Err(OAuthError::invalid_token("the token has been revoked"));
     }
     Ok(claims)

@@ -50,8 +50,12 @@ pub fn open<T: DeserializeOwned>(
 pub struct Session {
     /// User id.
     pub sub: String,
-    /// When the user authenticated (Unix seconds).
+    /// When the user authenticated (Unix seconds); also when the session was issued.
     pub auth_time: u64,
+    /// Random session id, ended in the store at sign-out (`oauth::sign_out`). Empty in a
+    /// cookie sealed before sessions had ids; such a session is refused.
+    #[serde(default)]
+    pub sid: String,
 }
 
 #[cfg(test)]
@@ -64,6 +68,7 @@ mod tests {
         let s = Session {
             sub: "u".into(),
             auth_time: 5,
+            sid: "s".into(),
         };
         let sealed = seal(&key, "session", 100, &s);
         assert_eq!(open::<Session>(&key, "session", 99, &sealed), Some(s));

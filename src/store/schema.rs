@@ -86,6 +86,18 @@ pub const KEYS: &[KeyShape] = &[
         pattern: "locker:<user id>",
         lifetime: "until emptied",
     },
+    KeyShape {
+        pattern: "sessions:<user id>",
+        lifetime: "session lifetime (`HALLPASS_SESSION_TTL`)",
+    },
+    KeyShape {
+        pattern: "tokens_nb:<user id>:<client_id>",
+        lifetime: "access-token lifetime + 30 s",
+    },
+    KeyShape {
+        pattern: "tokens_nb:<client_id>",
+        lifetime: "access-token lifetime + 30 s",
+    },
 ];
 
 /// How long a consent form stays usable, and so how long its `consent_used:` marker lives.
@@ -177,6 +189,24 @@ pub fn key_rotation(kid: &str) -> String {
 /// `locker:<user id>`: the beer locker's document for one owner (the `beer-locker` binary).
 pub fn locker(owner: &str) -> String {
     format!("locker:{}", escape(owner))
+}
+
+/// `sessions:<user id>`: the user's ended browser sessions and "sessions not before" time
+/// (see `oauth::sign_out`).
+pub fn sessions(user_id: &str) -> String {
+    format!("sessions:{}", escape(user_id))
+}
+
+/// `tokens_nb:<user id>:<client_id>`: access tokens of this user at this client issued at or
+/// before the stored time are refused (consent withdrawn; see `oauth::token_cutoff`).
+pub fn tokens_not_before_pair(sub: &str, client_id: &str) -> String {
+    format!("tokens_nb:{}:{}", escape(sub), escape(client_id))
+}
+
+/// `tokens_nb:<client_id>`: every access token of this client issued at or before the stored
+/// time is refused (client deleted). One part, so it never collides with the pair shape.
+pub fn tokens_not_before_client(client_id: &str) -> String {
+    format!("tokens_nb:{}", escape(client_id))
 }
 
 #[cfg(test)]

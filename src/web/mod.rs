@@ -6,10 +6,13 @@
 //! `Cache-Control: no-store`; every redirect is a 303 (never a 307, which would re-post the
 //! login form to the client, RFC 9700 §4.12).
 //!
-//! The session is a signed cookie (`HttpOnly`, `SameSite=Lax`, `Secure` on https). The login
-//! form carries a double-submit CSRF token; the consent form carries the pending request
-//! sealed to the session's subject.
+//! The session is a signed cookie (`HttpOnly`, `SameSite=Lax`; on https `Secure` and the
+//! `__Host-` prefix: [`cookies`]) with an id that `POST /logout` ends in the store
+//! (`oauth::sign_out`). The login form carries a CSRF token bound to a keyed MAC ([`csrf`]);
+//! the consent form carries the pending request sealed to the session's subject.
 
+pub mod cookies;
+pub mod csrf;
 pub mod pages;
 mod redirect_guard;
 
@@ -23,20 +26,17 @@ use poem::{
 };
 
 use crate::{
-    crypto::{ct_eq, random_token},
+    crypto::random_id,
     error::{ErrorCode, HttpError, OAuthError},
     oauth::{
         authorize::{self, AuthorizeError, Decision},
         session::{self, Session},
-        users,
+        sign_out, users,
     },
     state::AppState,
 };
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "hallpass_session";
-/// Name of the login CSRF cookie.
-pub const CSRF_COOKIE: &str = "hallpass_csrf";
+pub use cookies::{CSRF_COOKIE, SESSION_COOKIE};
 
 /// Adds the browser routes, each with the page security headers, to `route`.
 pub fn mount(route: Route) -> Route {
@@ -120,27 +120,24 @@ fn set_cookie(
     same_site: &str,
     max_age: u64,
 ) -> String {
-    let secure = if state.config.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
-    )
+    cookies::set_cookie(&state.config, name, value, path, same_site, max_age)
 }
 
-/// The signed-in session and its user, if the cookie is valid and the user still exists.
+/// The signed-in session and its user, if the cookie is valid, the session was not signed
+/// out, and the user still exists.
 async fn current_session(
     state: &AppState,
     req: &Request,
 ) -> Result<Option<(Session, users::User)>, OAuthError> {
-    let Some(raw) = cookie(req, SESSION_COOKIE) else {
+    let Some(raw) = cookie(req, cookies::session_name(&state.config)) else {
         return Ok(None);
     };
     let Some(s) = session::open::<Session>(&state.session_key, "session", state.now(), &raw) else {
         return Ok(None);
     };
+    if sign_out::is_ended(state, &s).await? {
+        return Ok(None);
+    }
     Ok(users::by_id(state, &s.sub).await?.map(|u| (s, u)))
 }
 
@@ -166,11 +163,22 @@ fn login_page(
     error: Option<&str>,
     return_to: &str,
     username: &str,
-    csrf: Option<String>,
+    csrf_cookie: Option<&str>,
 ) -> Response {
-    let csrf = csrf.unwrap_or_else(random_token);
-    let mut resp = html(status, pages::login(error, &csrf, return_to, username));
-    let c = set_cookie(state, CSRF_COOKIE, &csrf, "/login", "Strict", 3600);
+    let pair = csrf::for_page(&state.session_key, state.now(), csrf_cookie);
+    let mut resp = html(
+        status,
+        pages::login(error, &pair.field, return_to, username),
+    );
+    let name = cookies::csrf_name(&state.config);
+    let c = set_cookie(
+        state,
+        name,
+        &pair.cookie,
+        "/login",
+        "Strict",
+        csrf::CSRF_TTL,
+    );
     if let Ok(v) = c.parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -221,7 +229,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             None,
             &return_to,
             "",
-            cookie(req, CSRF_COOKIE),
+            cookie(req, cookies::csrf_name(&state.config)).as_deref(),
         );
     };
     match authorize::after_login(state, &session, &areq).await {
@@ -309,7 +317,7 @@ async fn login_get(req: &Request, Data(state): Data<&AppState>) -> Response {
         None,
         return_to,
         "",
-        cookie(req, CSRF_COOKIE),
+        cookie(req, cookies::csrf_name(&state.config)).as_deref(),
     )
 }
 
@@ -327,8 +335,12 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     let return_to = safe_return_to(field("return_to"));
-    let csrf_ok = cookie(req, CSRF_COOKIE)
-        .is_some_and(|c| !c.is_empty() && ct_eq(c.as_bytes(), field("csrf").as_bytes()));
+    let csrf_ok = csrf::check(
+        &state.session_key,
+        state.now(),
+        cookie(req, cookies::csrf_name(&state.config)).as_deref(),
+        field("csrf"),
+    );
     if !csrf_ok {
         return login_page(
             state,
@@ -345,14 +357,29 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             let session = Session {
                 sub: user.id.clone(),
                 auth_time: now,
+                sid: random_id(),
             };
             let ttl = state.config.session_ttl;
             let sealed = session::seal(&state.session_key, "session", now + ttl, &session);
             tracing::info!(user_id = %user.id, "user signed in");
             let mut resp = see_other(return_to);
             for c in [
-                set_cookie(state, SESSION_COOKIE, &sealed, "/", "Lax", ttl),
-                set_cookie(state, CSRF_COOKIE, "", "/login", "Strict", 0),
+                set_cookie(
+                    state,
+                    cookies::session_name(&state.config),
+                    &sealed,
+                    "/",
+                    "Lax",
+                    ttl,
+                ),
+                set_cookie(
+                    state,
+                    cookies::csrf_name(&state.config),
+                    "",
+                    "/login",
+                    "Strict",
+                    0,
+                ),
             ] {
                 if let Ok(v) = c.parse() {
                     resp.headers_mut().append(header::SET_COOKIE, v);
@@ -366,7 +393,7 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             Some("Wrong username or password."),
             return_to,
             field("username"),
-            cookie(req, CSRF_COOKIE),
+            cookie(req, cookies::csrf_name(&state.config)).as_deref(),
         ),
         Err(e) => server_error_page(&e),
     }
@@ -404,11 +431,17 @@ async fn logout(req: &Request, Data(state): Data<&AppState>) -> Response {
             pages::error("Not signed out", "Sign out from the Hallpass page itself."),
         );
     }
+    if let Ok(Some((session, _))) = current_session(state, req).await {
+        if let Err(e) = sign_out::end(state, &session).await {
+            return server_error_page(&e);
+        }
+    }
     let mut resp = html(
         StatusCode::OK,
         pages::message("Signed out", "You are signed out of Hallpass."),
     );
-    if let Ok(v) = set_cookie(state, SESSION_COOKIE, "", "/", "Lax", 0).parse() {
+    let name = cookies::session_name(&state.config);
+    if let Ok(v) = set_cookie(state, name, "", "/", "Lax", 0).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp

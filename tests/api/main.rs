@@ -18,6 +18,7 @@ mod key_rotation;
 mod openapi_spec;
 mod refresh;
 mod revoke_introspect;
+mod sessions;
 mod store;
 mod token_errors;
 mod users_and_clients;

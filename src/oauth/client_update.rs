@@ -1,0 +1,279 @@
+//! Changing a client record by compare-and-swap, so that every answer is true under races.
+//!
+//! A rotation reads the record, replaces the secret hash and writes it back only if the record
+//! is still byte for byte what it read ([`Store::compare_and_swap`]). So:
+//! - of parallel rotations, each `200` secret was the valid one when it was answered: the
+//!   ones that raced a winner get `409 conflict` (nothing changed; retry), and the secret that
+//!   works at the end is the one of the last `200`;
+//! - a rotation racing a delete either ran before it (the delete then removes the rotated
+//!   record) or finds the record changed or gone (`409` or `404`): a deleted client never
+//!   comes back with a new secret.
+//!
+//! A delete retries its swap a few times (it does not care what changed), records the
+//! client's token cut-off first (`token_cutoff::client_deleted`) so tokens already issued stop
+//! working, and then drops the client from its owner's list.
+//!
+//! [`Store::compare_and_swap`]: crate::store::Store::compare_and_swap
+
+use crate::{
+    crypto::{random_token, sha256_b64},
+    oauth::{
+        client::Client,
+        error::{ErrorCode, OAuthError},
+        token_cutoff,
+        users::User,
+    },
+    state::AppState,
+    store::schema,
+};
+
+/// Swap attempts of a delete before answering 409.
+const MAX_ATTEMPTS: usize = 16;
+
+/// The owner's client and its raw stored bytes; `not_found` for anyone else's.
+async fn read_owned(
+    state: &AppState,
+    owner: &User,
+    client_id: &str,
+) -> Result<(Client, Vec<u8>), OAuthError> {
+    let missing = || OAuthError::not_found("no such client");
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Err(missing());
+    }
+    let raw = state
+        .store
+        .get(&schema::client(client_id))
+        .await?
+        .ok_or_else(missing)?;
+    let client: Client = serde_json::from_slice(&raw).map_err(|e| OAuthError::internal(&e))?;
+    if client.owner != owner.id {
+        return Err(missing());
+    }
+    Ok((client, raw))
+}
+
+fn changed() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::Conflict,
+        "the client changed during this request (a concurrent rotation or deletion); retry",
+    )
+}
+
+/// Replaces a confidential client's secret and returns the new one (shown once). `409` when
+/// the record changed between read and write.
+pub async fn rotate_secret(
+    state: &AppState,
+    owner: &User,
+    client_id: &str,
+) -> Result<(Client, String), OAuthError> {
+    let (mut client, raw) = read_owned(state, owner, client_id).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_request(
+            "a public client has no secret to rotate",
+        ));
+    }
+    let secret = random_token();
+    client.secret_hash = Some(sha256_b64(secret.as_bytes()));
+    let bytes = serde_json::to_vec(&client).map_err(|e| OAuthError::internal(&e))?;
+    if !state
+        .store
+        .compare_and_swap(&schema::client(&client.client_id), &raw, Some(&bytes), None)
+        .await?
+    {
+        return Err(changed());
+    }
+    tracing::info!("client secret rotated");
+    Ok((client, secret))
+}
+
+/// Deletes the owner's client: `404` when it is not (or no longer) there, `409` only when it
+/// kept changing through every attempt.
+pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
+    let (client, mut raw) = read_owned(state, owner, client_id).await?;
+    token_cutoff::client_deleted(state, &client.client_id).await?;
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            raw = read_owned(state, owner, client_id).await?.1;
+        }
+        if state
+            .store
+            .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
+            .await?
+        {
+            state
+                .store
+                .set_remove(&schema::owner_clients(&owner.id), &client.client_id)
+                .await?;
+            tracing::info!("client deleted");
+            return Ok(());
+        }
+    }
+    Err(changed())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The interleavings the HTTP tests can only hope for, forced: a store that applies a
+    //! "concurrent" write to the key just before the swap under test.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::state::StateParts;
+    use crate::{
+        config::Config,
+        crypto::Passwords,
+        keys::{KeySet, SigningKey},
+        oauth::{client::AuthMethod, scope::Scope},
+        store::{Store, StoreError, memory::MemoryStore},
+        time::MockClock,
+    };
+
+    /// A memory store that, once armed, writes `(key, value)` (or deletes the key for `None`)
+    /// right before the next compare-and-swap.
+    #[derive(Default)]
+    struct Racing {
+        inner: MemoryStore,
+        armed: Mutex<Option<(String, Option<Vec<u8>>)>>,
+    }
+
+    #[async_trait]
+    impl Store for Racing {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, k: &str, v: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+            self.inner.put(k, v, ttl).await
+        }
+        async fn put_new(
+            &self,
+            k: &str,
+            v: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<bool, StoreError> {
+            self.inner.put_new(k, v, ttl).await
+        }
+        async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.take(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: &[u8],
+            new: Option<&[u8]>,
+            ttl: Option<Duration>,
+        ) -> Result<bool, StoreError> {
+            let armed = self.armed.lock().map(|mut a| a.take()).unwrap_or(None);
+            match armed {
+                Some((k, Some(v))) => self.inner.put(&k, &v, None).await?,
+                Some((k, None)) => {
+                    self.inner.delete(&k).await?;
+                }
+                None => {}
+            }
+            self.inner.compare_and_swap(key, expected, new, ttl).await
+        }
+        async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
+            self.inner.set_add(key, member).await
+        }
+        async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+            self.inner.set_remove(key, member).await
+        }
+        async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.set_members(key).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    async fn setup() -> (AppState, Arc<Racing>, User, Client) {
+        let store = Arc::new(Racing::default());
+        let clock = Arc::new(MockClock::new());
+        let (key, _) = SigningKey::generate(Config::default().signing_alg, 0, 0).unwrap();
+        let state = AppState::from_parts(StateParts {
+            config: Config::default(),
+            store: store.clone(),
+            keys: KeySet::from_keys(vec![key]),
+            clock,
+            passwords: Passwords::new().await.unwrap(),
+            session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+        });
+        let owner = User {
+            id: "owner".into(),
+            username: "owner".into(),
+            password_hash: String::new(),
+            created_at: 0,
+        };
+        let client = Client {
+            client_id: "c1".into(),
+            secret_hash: Some(sha256_b64(b"first")),
+            owner: owner.id.clone(),
+            client_name: "App".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: Vec::new(),
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            scope: Scope::default(),
+            created_at: 0,
+        };
+        let bytes = serde_json::to_vec(&client).unwrap();
+        store
+            .put(&schema::client("c1"), &bytes, None)
+            .await
+            .unwrap();
+        (state, store, owner, client)
+    }
+
+    fn stored_hash(raw: Option<Vec<u8>>) -> Option<String> {
+        raw.and_then(|r| serde_json::from_slice::<Client>(&r).ok()?.secret_hash)
+    }
+
+    fn arm(store: &Racing, value: Option<Vec<u8>>) {
+        *store.armed.lock().unwrap() = Some((schema::client("c1"), value));
+    }
+
+    #[tokio::test]
+    async fn a_rotation_that_loses_the_race_answers_409_and_changes_nothing() {
+        let (state, store, owner, mut client) = setup().await;
+        client.secret_hash = Some(sha256_b64(b"winner"));
+        arm(&store, Some(serde_json::to_vec(&client).unwrap()));
+
+        let err = rotate_secret(&state, &owner, "c1").await.unwrap_err();
+
+        assert_eq!(err.code, ErrorCode::Conflict);
+        let raw = store.get(&schema::client("c1")).await.unwrap();
+        assert_eq!(stored_hash(raw), Some(sha256_b64(b"winner")));
+    }
+
+    #[tokio::test]
+    async fn a_rotation_racing_a_delete_does_not_bring_the_client_back() {
+        let (state, store, owner, _) = setup().await;
+        arm(&store, None);
+
+        let err = rotate_secret(&state, &owner, "c1").await.unwrap_err();
+
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(store.get(&schema::client("c1")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_delete_racing_a_rotation_retries_and_deletes() {
+        let (state, store, owner, mut client) = setup().await;
+        client.secret_hash = Some(sha256_b64(b"rotated meanwhile"));
+        arm(&store, Some(serde_json::to_vec(&client).unwrap()));
+
+        delete(&state, &owner, "c1").await.unwrap();
+
+        assert_eq!(store.get(&schema::client("c1")).await.unwrap(), None);
+        assert_eq!(
+            delete(&state, &owner, "c1").await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+}
