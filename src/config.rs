@@ -155,6 +155,9 @@ pub struct ConfigArgs {
     #[arg(long, global = true, env = "HALLPASS_MAX_BODY_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=10_485_760))]
     pub max_body_bytes: u64,
+    /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
+    #[command(flatten)]
+    pub rate_limit: crate::throttle::settings::RateLimitArgs,
 }
 
 /// One offered scope and the sentence the consent page shows for it.
@@ -205,6 +208,8 @@ pub struct Config {
     pub key_rotation_secs: Option<u64>,
     /// Body limit in bytes (`HALLPASS_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
+    pub rate_limits: crate::throttle::settings::RateLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -253,6 +258,7 @@ impl Default for Config {
             refresh_absolute_ttl: 2_592_000,
             key_rotation_secs: None,
             max_body_bytes: 65_536,
+            rate_limits: Default::default(),
         }
     }
 }
@@ -316,6 +322,7 @@ impl Config {
             refresh_absolute_ttl: args.refresh_absolute_ttl,
             key_rotation_secs: args.key_rotation_days.map(|d| d * 86_400),
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(65_536),
+            rate_limits: crate::throttle::settings::RateLimits::from_args(&args.rate_limit)?,
         })
     }
 

@@ -22,6 +22,8 @@
 //! - [`crypto`]: randomness, hashing, constant-time comparison, argon2id.
 //! - [`telemetry`]: logging that never records secrets.
 //! - [`metrics`]: Prometheus counters at `/metrics`.
+//! - [`throttle`]: rate limits on sign-ins, client authentication and registration, in the
+//!   store.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme).
 //! - [`beer_locker`]: the tutorial's beer API as a separate resource server (the `beer-locker`
@@ -45,6 +47,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod time;
 pub mod token;
 pub mod uri;

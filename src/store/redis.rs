@@ -23,6 +23,7 @@ pub struct RedisStore {
     prefix: String,
     conn: OnceCell<ConnectionManager>,
     cas: Script,
+    incr: Script,
 }
 
 impl RedisStore {
@@ -45,6 +46,11 @@ else
   redis.call('SET', KEYS[1], ARGV[3])
 end
 return 1",
+            ),
+            incr: Script::new(
+                r"local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n",
             ),
         })
     }
@@ -146,6 +152,18 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(swapped == 1)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut c = self.conn().await?;
+        let n: i64 = self
+            .incr
+            .key(self.key(key))
+            .arg(millis(ttl))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {

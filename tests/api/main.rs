@@ -10,6 +10,7 @@ mod flow;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;
+mod rate_limit;
 mod refresh;
 mod revoke_introspect;
 mod store;
