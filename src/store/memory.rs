@@ -168,7 +168,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+    async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
         self.with(|m| {
             let next = match live(m, key) {
                 Some(Entry {
@@ -176,11 +176,11 @@ impl Store for MemoryStore {
                     ..
                 }) => std::str::from_utf8(b)
                     .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .map(|n| n.saturating_add(1))
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .map(|n| n.saturating_add(delta))
                     .ok_or_else(|| StoreError::Corrupt(format!("{key} is not a counter")))?,
                 Some(_) => return Err(StoreError::Corrupt(format!("{key} is not a counter"))),
-                None => 1,
+                None => delta,
             };
             match m.get_mut(key) {
                 Some(entry) => entry.value = Value::Bytes(next.to_string().into_bytes()),
@@ -188,7 +188,7 @@ impl Store for MemoryStore {
                     m.insert(
                         key.to_string(),
                         Entry {
-                            value: Value::Bytes(b"1".to_vec()),
+                            value: Value::Bytes(next.to_string().into_bytes()),
                             expires: expiry(Some(ttl)),
                         },
                     );

@@ -48,8 +48,8 @@ end
 return 1",
             ),
             incr: Script::new(
-                r"local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+                r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n",
             ),
         })
@@ -154,16 +154,17 @@ impl Store for RedisStore {
         Ok(swapped == 1)
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+    async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
         let mut c = self.conn().await?;
         let n: i64 = self
             .incr
             .key(self.key(key))
+            .arg(delta)
             .arg(millis(ttl))
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(n)
     }
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {

@@ -91,6 +91,10 @@ pub const KEYS: &[KeyShape] = &[
         lifetime: "one window (`HALLPASS_RATE_LIMIT_WINDOW`)",
     },
     KeyShape {
+        pattern: "throttle_in_flight:<limit>:<subject>",
+        lifetime: "60 s",
+    },
+    KeyShape {
         pattern: "throttle_until:<limit>:<subject>",
         lifetime: "the current delay (at most `HALLPASS_RATE_LIMIT_MAX_DELAY`)",
     },
@@ -204,6 +208,12 @@ fn subject(parts: &[&str]) -> String {
 /// [`Store::incr`]: crate::store::Store::incr
 pub fn throttle_count(limit: &str, parts: &[&str], window: u64) -> String {
     format!("throttle:{}:{}:{window}", escape(limit), subject(parts))
+}
+
+/// `throttle_in_flight:<limit>:<subject>`: how many attempts of one subject are being
+/// checked right now (incremented on admission, decremented when settled).
+pub fn throttle_in_flight(limit: &str, parts: &[&str]) -> String {
+    format!("throttle_in_flight:{}:{}", escape(limit), subject(parts))
 }
 
 /// `throttle_until:<limit>:<subject>`: the Unix second (of the state's clock) before which

@@ -17,14 +17,14 @@
 //! quickly, while the account's owner, elsewhere, is only slowed once the account-wide
 //! threshold is crossed, for a few minutes at most.
 //!
-//! [`guard`] checks every subject of an [`Attempt`] *before* the guarded work runs (argon2 is
-//! the expensive step, and a throttled request never reaches it) and records its [`Outcome`]
-//! afterwards. Deadlines are compared with the state's clock, so tests move time instead of
+//! [`guard`] admits every subject of an [`Attempt`] *before* the guarded work runs (argon2 is
+//! the expensive step, and a throttled request never reaches it) and settles its [`Outcome`]
+//! afterwards. For sign-ins and registrations (which hash a password), beyond the threshold
+//! only one attempt per subject runs at a time, so a burst of parallel requests gets no more
+//! tries than a patient sequence; below it, at most [`MAX_IN_FLIGHT`] run at once
+//! (`throttle_in_flight:<limit>:<subject>`). Client authentication has deadlines only. Deadlines are compared with the state's clock, so tests move time instead of
 //! sleeping. A throttled request is a [`Refusal::Throttled`], answered 429 with `Retry-After`
 //! by the HTTP layer, and counted in `/metrics` by its limit.
-//!
-//! Known limit: requests that pass the check at the same moment are all verified (the count
-//! is of finished failures), so a burst overshoots by at most the requests in flight.
 
 pub mod client_ip;
 pub mod settings;
@@ -76,6 +76,13 @@ impl Limit {
             Limit::ClientAuth => "client_auth",
             Limit::Registration => "registration",
         }
+    }
+
+    /// Whether attempts run a password hash, so bursts are bounded too (in flight at once,
+    /// one at a time beyond the threshold). Client secrets are compared by SHA-256: cheap,
+    /// and busy clients call in parallel, so client authentication has deadlines only.
+    fn bounds_bursts(self) -> bool {
+        self != Limit::ClientAuth
     }
 
     fn threshold(self, state: &AppState) -> u64 {
@@ -219,87 +226,201 @@ impl Attempt {
         }
     }
 
-    /// Refuses the attempt when any subject is still waiting; counts the refusal in
-    /// `/metrics`.
-    pub async fn check(&self, state: &AppState) -> Result<(), Refusal> {
-        let now = state.now();
+    /// Admits the attempt or refuses it, before any work runs.
+    ///
+    /// A subject refuses while its deadline has not passed. Once it has reached its
+    /// threshold of failures in the window, only one attempt runs at a time: it claims the
+    /// deadline key (compare-and-swap) for as long as the ceiling, and [`Attempt::settle`]
+    /// replaces the claim with the next deadline; so a burst of parallel guesses gets no more
+    /// checks than a patient sequence. Below the threshold, at most [`MAX_IN_FLIGHT`]
+    /// attempts of a subject run at once (the first burst of a window is bounded too, while
+    /// a script's parallel calls with the right password pass). A refused attempt costs the
+    /// subject nothing; it is counted in `/metrics`.
+    pub async fn admit(&self, state: &AppState) -> Result<Pass, Refusal> {
+        let mut pass = Pass::default();
         let mut worst: Option<Throttled> = None;
-        for s in &self.subjects {
-            let key = schema::throttle_until(s.limit.as_str(), &refs(&s.parts));
-            let until = state
-                .store
-                .get(&key)
-                .await
-                .map_err(OAuthError::from)?
-                .and_then(|v| String::from_utf8(v).ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            if until > now && worst.is_none_or(|w| until - now > w.retry_after) {
-                worst = Some(Throttled {
-                    limit: s.limit,
-                    retry_after: until - now,
-                });
+        for (idx, s) in self.subjects.iter().enumerate() {
+            match admit_one(state, idx, s, &mut pass).await {
+                Ok(None) => {}
+                Ok(Some(retry_after)) => {
+                    if worst.is_none_or(|w| retry_after > w.retry_after) {
+                        worst = Some(Throttled {
+                            limit: s.limit,
+                            retry_after,
+                        });
+                    }
+                }
+                Err(err) => {
+                    self.settle(state, pass, Outcome::Ignored).await;
+                    return Err(Refusal::Error(err.into()));
+                }
             }
         }
-        match worst {
-            Some(t) => {
-                state.metrics.throttled(t.limit);
-                tracing::info!(
-                    limit = t.limit.as_str(),
-                    retry_after = t.retry_after,
-                    "throttled"
-                );
-                Err(Refusal::Throttled(t))
-            }
-            None => Ok(()),
+        if let Some(t) = worst {
+            self.settle(state, pass, Outcome::Ignored).await;
+            state.metrics.throttled(t.limit);
+            tracing::info!(
+                limit = t.limit.as_str(),
+                retry_after = t.retry_after,
+                "throttled"
+            );
+            return Err(Refusal::Throttled(t));
         }
+        Ok(pass)
     }
 
-    /// Records the outcome. A store error is logged, never turned into the answer: the
-    /// attempt itself already has one.
-    pub async fn record(&self, state: &AppState, outcome: Outcome) {
+    /// Settles an admitted attempt. [`Outcome::Counts`] counts a failure and sets the
+    /// subject's next deadline; [`Outcome::Resets`] clears the account-and-IP counter;
+    /// claims not replaced by a deadline are released. A store error is logged, never turned
+    /// into the answer: the attempt already has one.
+    pub async fn settle(&self, state: &AppState, pass: Pass, outcome: Outcome) {
         let limits = &state.config.rate_limits;
         let now = state.now();
-        let window = now / limits.window.max(1);
-        for s in &self.subjects {
-            let parts = refs(&s.parts);
-            let count_key = schema::throttle_count(s.limit.as_str(), &parts, window);
-            let until_key = schema::throttle_until(s.limit.as_str(), &parts);
-            let result = match outcome {
-                Outcome::Ignored => Ok(()),
-                Outcome::Resets if s.limit == Limit::SignInAccountIp => {
-                    match state.store.delete(&count_key).await {
-                        Ok(_) => state.store.delete(&until_key).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    }
+        let store = state.store.as_ref();
+        for h in pass.held {
+            let Some(s) = self.subjects.get(h.idx) else {
+                continue;
+            };
+            let window = Duration::from_secs(limits.window);
+            let result = async {
+                if let Some(key) = &h.in_flight_key {
+                    store.incr(key, -1, IN_FLIGHT_TTL).await?;
                 }
-                Outcome::Resets => Ok(()),
-                Outcome::Counts => {
-                    let ttl = Duration::from_secs(limits.window);
-                    match state.store.incr(&count_key, ttl).await {
-                        Ok(n) => match delay(n, s.limit.threshold(state), limits.max_delay) {
+                match outcome {
+                    Outcome::Counts => {
+                        let n = store.incr(&h.count_key, 1, window).await?;
+                        let wait = u64::try_from(n)
+                            .ok()
+                            .and_then(|n| delay(n, s.limit.threshold(state), limits.max_delay));
+                        match wait {
                             Some(wait) => {
                                 let until = (now + wait).to_string();
-                                state
-                                    .store
-                                    .put(
-                                        &until_key,
-                                        until.as_bytes(),
-                                        Some(Duration::from_secs(wait)),
-                                    )
-                                    .await
+                                let ttl = Some(Duration::from_secs(wait));
+                                store.put(&h.until_key, until.as_bytes(), ttl).await
                             }
-                            None => Ok(()),
-                        },
-                        Err(e) => Err(e),
+                            None => release(store, &h.until_key, h.claim.as_deref()).await,
+                        }
+                    }
+                    Outcome::Resets if s.limit == Limit::SignInAccountIp => {
+                        store.delete(&h.count_key).await?;
+                        store.delete(&h.until_key).await.map(|_| ())
+                    }
+                    Outcome::Resets | Outcome::Ignored => {
+                        release(store, &h.until_key, h.claim.as_deref()).await
                     }
                 }
-            };
+            }
+            .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, limit = s.limit.as_str(), "rate-limit counter not updated");
             }
         }
     }
+}
+
+/// How many attempts of one subject may run at once below its threshold.
+pub const MAX_IN_FLIGHT: i64 = 16;
+
+/// How long an in-flight counter lives (it is given back within seconds; this only bounds
+/// what a crashed instance leaves behind).
+const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+
+fn parse_u64(v: Option<&[u8]>) -> u64 {
+    v.and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// Admits one subject: `Some(seconds)` when it refuses. What it took is pushed to `pass`
+/// first, so an error or a refusal gives it back.
+async fn admit_one(
+    state: &AppState,
+    idx: usize,
+    s: &Subject,
+    pass: &mut Pass,
+) -> Result<Option<u64>, crate::store::StoreError> {
+    let limits = &state.config.rate_limits;
+    let now = state.now();
+    let parts = refs(&s.parts);
+    let name = s.limit.as_str();
+    let in_flight_key = schema::throttle_in_flight(name, &parts);
+    let in_flight = if s.limit.bounds_bursts() {
+        state.store.incr(&in_flight_key, 1, IN_FLIGHT_TTL).await?
+    } else {
+        0
+    };
+    pass.held.push(Held {
+        idx,
+        in_flight_key: s.limit.bounds_bursts().then_some(in_flight_key),
+        count_key: schema::throttle_count(name, &parts, now / limits.window.max(1)),
+        until_key: schema::throttle_until(name, &parts),
+        claim: None,
+    });
+    let Some(held) = pass.held.last_mut() else {
+        return Ok(None);
+    };
+    let current = state.store.get(&held.until_key).await?;
+    let until = parse_u64(current.as_deref());
+    if until > now {
+        return Ok(Some(until - now));
+    }
+    if !s.limit.bounds_bursts() {
+        return Ok(None);
+    }
+    let failures = parse_u64(state.store.get(&held.count_key).await?.as_deref());
+    if failures < s.limit.threshold(state) {
+        return Ok((in_flight > MAX_IN_FLIGHT).then_some(1));
+    }
+    let claim = (now + limits.max_delay).to_string().into_bytes();
+    let ttl = Some(Duration::from_secs(limits.max_delay));
+    let claimed = match &current {
+        Some(v) => {
+            state
+                .store
+                .compare_and_swap(&held.until_key, v, Some(&claim), ttl)
+                .await?
+        }
+        None => state.store.put_new(&held.until_key, &claim, ttl).await?,
+    };
+    if claimed {
+        held.claim = Some(claim);
+        Ok(None)
+    } else {
+        // Another attempt of this subject is running: wait for its outcome.
+        Ok(Some(1))
+    }
+}
+
+/// Releases a claim on a deadline key, unless something else replaced it since.
+async fn release(
+    store: &dyn crate::store::Store,
+    until_key: &str,
+    claim: Option<&[u8]>,
+) -> Result<(), crate::store::StoreError> {
+    match claim {
+        Some(c) => store
+            .compare_and_swap(until_key, c, None, None)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// One subject's in-flight increment (and claim) held by an admitted attempt.
+#[derive(Debug)]
+struct Held {
+    idx: usize,
+    in_flight_key: Option<String>,
+    count_key: String,
+    until_key: String,
+    claim: Option<Vec<u8>>,
+}
+
+/// An admitted attempt: what [`Attempt::settle`] must count or give back.
+#[derive(Debug, Default)]
+#[must_use = "settle the attempt, or it stays in flight"]
+pub struct Pass {
+    held: Vec<Held>,
 }
 
 fn refs(parts: &[String]) -> Vec<&str> {
@@ -325,9 +446,9 @@ pub async fn guard<T, F>(
 where
     F: Future<Output = Result<T, OAuthError>>,
 {
-    attempt.check(state).await?;
+    let pass = attempt.admit(state).await?;
     let result = work.await;
-    attempt.record(state, judge(&result)).await;
+    attempt.settle(state, pass, judge(&result)).await;
     result.map_err(Refusal::Error)
 }
 

@@ -137,6 +137,63 @@ async fn wrong_basic_passwords_then_the_right_one_get_429_with_a_growing_retry_a
     .await;
 }
 
+/// `n` parallel `GET /api/users/me` as `user` with `password`; their statuses.
+async fn parallel_me(app: &TestApp, user: &TestUser, password: &str, n: usize) -> Vec<StatusCode> {
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (http, url) = (app.http.clone(), app.url("/api/users/me"));
+        let (name, password) = (user.username.clone(), password.to_string());
+        burst.spawn(async move {
+            let req = http.get(url).basic_auth(name, Some(password));
+            req.send().await.unwrap().status()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = burst.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    statuses
+}
+
+/// Beyond the threshold only one check runs at a time, and below it at most
+/// `MAX_IN_FLIGHT`: a burst gets few more password checks than a patient attacker.
+#[tokio::test]
+async fn a_burst_of_parallel_wrong_passwords_gets_a_bounded_number_of_checks() {
+    each_store_with(low_limits, |app| async move {
+        let user = app.user().await;
+        let statuses = parallel_me(&app, &user, "guess", 40).await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        let throttled = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        let bound = usize::try_from(hallpass::throttle::MAX_IN_FLIGHT).unwrap() + 1;
+        eprintln!("{checked} of 40 parallel guesses were checked, {throttled} got 429");
+        assert!((3..=bound).contains(&checked), "{statuses:?}");
+        assert_eq!(checked + throttled, 40, "{statuses:?}");
+        let resp = me(&app, &user.username, &user.password, None).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    })
+    .await;
+}
+
+/// A script calling the API in parallel with the right password is never throttled.
+#[tokio::test]
+async fn parallel_calls_with_the_right_password_all_pass() {
+    each_store_with(low_limits, |app| async move {
+        let user = app.user().await;
+        let statuses = parallel_me(&app, &user, &user.password, 12).await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{statuses:?}"
+        );
+    })
+    .await;
+}
+
 /// The login page's CSRF cookie and field, for posting the form.
 async fn login_form(app: &TestApp) -> (String, String) {
     let page = app.http.get(app.url("/login")).send().await.unwrap();

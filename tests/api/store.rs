@@ -258,12 +258,17 @@ async fn both_stores_count_atomically_with_incr() {
         eprintln!("-- store: {backend:?}");
         let s = store_for(&backend);
         let ttl = Duration::from_secs(60);
-        assert_eq!(s.incr("n", ttl).await.unwrap(), 1);
-        assert_eq!(s.incr("n", ttl).await.unwrap(), 2);
+        assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 1);
+        assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 2);
         assert_eq!(s.get("n").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(
+            s.incr("n", -3, ttl).await.unwrap(),
+            -1,
+            "a counter goes down too"
+        );
         assert!(s.delete("n").await.unwrap());
         assert_eq!(
-            s.incr("n", ttl).await.unwrap(),
+            s.incr("n", 1, ttl).await.unwrap(),
             1,
             "a deleted counter starts again"
         );
@@ -272,7 +277,7 @@ async fn both_stores_count_atomically_with_incr() {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let s = s.clone();
-                tokio::spawn(async move { s.incr("c", ttl).await.unwrap() })
+                tokio::spawn(async move { s.incr("c", 1, ttl).await.unwrap() })
             })
             .collect();
         let mut seen = Vec::new();
@@ -280,15 +285,15 @@ async fn both_stores_count_atomically_with_incr() {
             seen.push(t.await.unwrap());
         }
         seen.sort_unstable();
-        assert_eq!(seen, (1..=50).collect::<Vec<u64>>(), "no increment is lost");
+        assert_eq!(seen, (1..=50).collect::<Vec<i64>>(), "no increment is lost");
 
         s.put("seven", b"7", Some(ttl)).await.unwrap();
         assert_eq!(
-            s.incr("seven", ttl).await.unwrap(),
+            s.incr("seven", 1, ttl).await.unwrap(),
             8,
             "a stored number counts on"
         );
         s.put("text", b"abc", None).await.unwrap();
-        assert!(s.incr("text", ttl).await.is_err(), "only counters count");
+        assert!(s.incr("text", 1, ttl).await.is_err(), "only counters count");
     }
 }
