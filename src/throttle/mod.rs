@@ -9,9 +9,10 @@
 //!
 //! How: every counted event increments `throttle:<limit>:<subject>:<window>` (an atomic
 //! [`Store::incr`](crate::store::Store::incr) on a fixed window of `HALLPASS_RATE_LIMIT_WINDOW`
-//! seconds). The first `threshold` events of a window are free; after the n-th beyond that,
-//! the subject waits 2ⁿ seconds (1, 2, 4, ...) up to `HALLPASS_RATE_LIMIT_MAX_DELAY`, recorded
-//! as a deadline under `throttle_until:<limit>:<subject>`. Nothing is permanent: windows and
+//! seconds). The first `threshold` events of a window cost no wait; after the n-th event
+//! (n ≥ threshold) the subject waits 2^(n − threshold) seconds (1, 2, 4, ...), at most
+//! `HALLPASS_RATE_LIMIT_MAX_DELAY`, recorded as a deadline under
+//! `throttle_until:<limit>:<subject>`. Nothing is permanent: windows and
 //! deadlines expire, and a successful sign-in resets its account-and-IP counter. So failures
 //! from an attacker's address throttle that address and that account-from-that-address
 //! quickly, while the account's owner, elsewhere, is only slowed once the account-wide
@@ -22,9 +23,10 @@
 //! afterwards. For sign-ins and registrations (which hash a password), beyond the threshold
 //! only one attempt per subject runs at a time, so a burst of parallel requests gets no more
 //! tries than a patient sequence; below it, at most [`MAX_IN_FLIGHT`] run at once
-//! (`throttle_in_flight:<limit>:<subject>`). Client authentication has deadlines only. Deadlines are compared with the state's clock, so tests move time instead of
-//! sleeping. A throttled request is a [`Refusal::Throttled`], answered 429 with `Retry-After`
-//! by the HTTP layer, and counted in `/metrics` by its limit.
+//! (`throttle_in_flight:<limit>:<subject>`). Client authentication has deadlines only.
+//! Deadlines are compared with the state's clock, so tests move time instead of sleeping.
+//! A throttled request is a [`Refusal::Throttled`], answered 429 with `Retry-After` by the
+//! HTTP layer, and counted in `/metrics` by its limit.
 
 pub mod client_ip;
 pub mod settings;
