@@ -119,6 +119,9 @@ pub struct ConfigArgs {
     /// A separate address for `/metrics`; when set, `/metrics` is served only there.
     #[arg(long, env = "HALLPASS_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+    /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
+    #[command(flatten)]
+    pub rate_limit: crate::throttle::settings::RateLimitArgs,
 }
 
 /// The settings of the keys directory: all `hallpass keys` needs.
@@ -229,6 +232,8 @@ pub struct Config {
     /// Address of the separate `/metrics` listener (`HALLPASS_METRICS_BIND`); `None`: `/metrics`
     /// is on the main port.
     pub metrics_bind: Option<SocketAddr>,
+    /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
+    pub rate_limits: crate::throttle::settings::RateLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -280,6 +285,7 @@ impl Default for Config {
             max_connections: None,
             first_party_clients: Default::default(),
             metrics_bind: None,
+            rate_limits: Default::default(),
         }
     }
 }
@@ -348,6 +354,7 @@ impl Config {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             first_party_clients,
             metrics_bind,
+            rate_limits: crate::throttle::settings::RateLimits::from_args(&args.rate_limit)?,
         })
     }
 

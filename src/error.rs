@@ -205,6 +205,10 @@ pub enum ApiError {
     /// The request body has a content type this operation does not accept.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
+    /// Too many failed attempts (sign-ins, client authentications) or registrations from
+    /// here: wait the given number of seconds (`Retry-After`) before the next one.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
     /// An unexpected condition; the details are in the server log, never in the response.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -233,6 +237,23 @@ impl From<HttpError> for ApiError {
 impl From<OAuthError> for ApiError {
     fn from(err: OAuthError) -> Self {
         HttpError::from(err).into()
+    }
+}
+
+/// A rate limit's refusal is 429 with `Retry-After` (RFC 6585 §4).
+impl From<crate::throttle::Throttled> for ApiError {
+    fn from(t: crate::throttle::Throttled) -> Self {
+        let body = HttpError::from(t.error()).body();
+        ApiError::TooManyRequests(Json(body), t.retry_after.to_string())
+    }
+}
+
+impl From<crate::throttle::Refusal> for ApiError {
+    fn from(r: crate::throttle::Refusal) -> Self {
+        match r {
+            crate::throttle::Refusal::Throttled(t) => t.into(),
+            crate::throttle::Refusal::Error(e) => e.into(),
+        }
     }
 }
 

@@ -26,6 +26,8 @@
 //!   when `HALLPASS_METRICS_BIND` is set.
 //! - [`docs`]: the security headers of Swagger UI at `/docs`.
 //! - [`server`]: accepting and serving connections with header, idle and connection limits.
+//! - [`throttle`]: rate limits on sign-ins, client authentication and registration, in the
+//!   store.
 //! - [`verify`]: the offline verifier resource servers embed (JWKS cache, strict checks, poem
 //!   security scheme). With `--no-default-features --features verify` (or `verify-poem`)
 //!   the crate is only [`jose`], [`verify`], [`time`], [`uri`] and [`error_code`] (plus
@@ -78,6 +80,8 @@ pub mod telemetry;
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod testing;
+#[cfg(feature = "server")]
+pub mod throttle;
 #[cfg(feature = "server")]
 pub mod token;
 #[cfg(feature = "server")]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, handler, web::Data};
 
-use crate::{keys::KeyState, oauth::grant_type::GrantType, state::AppState};
+use crate::{keys::KeyState, oauth::grant_type::GrantType, state::AppState, throttle::Limit};
 
 /// Endpoint labels; anything else is counted as `other`.
 const ENDPOINTS: [&str; 12] = [
@@ -34,6 +34,7 @@ pub struct Metrics {
     requests: Vec<AtomicU64>,
     tokens: [AtomicU64; GrantType::ALL.len()],
     refresh_reuse: AtomicU64,
+    throttled: [AtomicU64; Limit::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -44,6 +45,7 @@ impl Default for Metrics {
                 .collect(),
             tokens: Default::default(),
             refresh_reuse: AtomicU64::new(0),
+            throttled: Default::default(),
         }
     }
 }
@@ -84,6 +86,13 @@ impl Metrics {
         self.refresh_reuse.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request refused by a rate limit.
+    pub fn throttled(&self, limit: Limit) {
+        if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
+            self.throttled[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self, state: &AppState) -> String {
         let mut out = String::with_capacity(4096);
@@ -113,6 +122,15 @@ impl Metrics {
             "hallpass_refresh_reuse_total {}\n",
             self.refresh_reuse.load(Ordering::Relaxed)
         ));
+        out.push_str("# HELP hallpass_throttled_requests_total Requests refused by a rate limit (429), by limit.\n");
+        out.push_str("# TYPE hallpass_throttled_requests_total counter\n");
+        for (i, limit) in Limit::ALL.iter().enumerate() {
+            out.push_str(&format!(
+                "hallpass_throttled_requests_total{{limit=\"{}\"}} {}\n",
+                limit.as_str(),
+                self.throttled[i].load(Ordering::Relaxed)
+            ));
+        }
         out.push_str("# HELP hallpass_signing_keys Signing keys by state.\n");
         out.push_str("# TYPE hallpass_signing_keys gauge\n");
         let keys = state.keys();

@@ -11,12 +11,13 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, registry
 
 use crate::{
     api::security::UserAuth,
-    error::{Challenge, ErrorCode, HttpError, OAuthError},
+    error::{ApiError, Challenge, ErrorCode, HttpError, OAuthError},
     oauth::{
         scope::Scope,
         users::{self, MANAGE_SCOPE, User},
     },
     state::AppState,
+    throttle::{self, Refusal, client_ip},
 };
 
 /// The scope a [`UserCaller`] requires of a Bearer token (HTTP Basic needs none).
@@ -102,9 +103,13 @@ impl<'a, R: Requirement> ApiExtractor<'a> for UserCaller<R> {
             let missing = std::io::Error::other("AppState is not attached to the request");
             return Err(HttpError::from(OAuthError::internal(&missing)).into());
         };
-        match users::authenticate_caller(state, auth.into(), R::SCOPE).await {
+        let creds = users::UserCredentials::from(auth);
+        let attempt = throttle::Attempt::user_credentials(&creds, client_ip::of(request, state));
+        let work = users::authenticate_caller(state, creds, R::SCOPE);
+        match throttle::guard(state, &attempt, work, throttle::caller_outcome).await {
             Ok((user, scope)) => Ok(UserCaller(user, PhantomData, scope)),
-            Err(err) => Err(rejection(err, R::SCOPE).into()),
+            Err(Refusal::Throttled(t)) => Err(ApiError::from(t).into()),
+            Err(Refusal::Error(err)) => Err(rejection(err, R::SCOPE).into()),
         }
     }
 }

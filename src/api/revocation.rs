@@ -12,6 +12,7 @@ use crate::{
     error::{ApiError, OAuthError},
     oauth::{client, revocation},
     state::AppState,
+    throttle,
 };
 
 /// A revocation or introspection request (`application/x-www-form-urlencoded`).
@@ -97,12 +98,14 @@ impl RevocationApi {
         req: &Request,
         auth: ClientAuth,
         f: TokenHintForm,
-    ) -> Result<(client::Client, String), OAuthError> {
+    ) -> Result<(client::Client, String), throttle::Refusal> {
         let header = req
             .headers()
             .contains_key(poem::http::header::AUTHORIZATION);
         let creds = client_credentials(auth, header, f.client_id, f.client_secret);
-        let client = client::authenticate(&self.state, creds).await?;
+        let attempt = throttle::Attempt::client_auth(&creds);
+        let work = client::authenticate(&self.state, creds);
+        let client = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
         let token = f
             .token
             .filter(|t| !t.is_empty())

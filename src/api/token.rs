@@ -12,6 +12,7 @@ use crate::{
     error::ApiError,
     oauth::grant::{self, Issued, TokenRequest},
     state::AppState,
+    throttle,
 };
 
 /// The token request (`application/x-www-form-urlencoded`). Every field is optional here so
@@ -150,7 +151,9 @@ impl TokenApi {
             scope: f.scope,
             refresh_token: f.refresh_token,
         };
-        let issued = grant::token(&self.state, creds, request).await?;
+        let attempt = throttle::Attempt::client_auth(&creds);
+        let work = grant::token(&self.state, creds, request);
+        let issued = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
         Ok(TokenOk::Ok(Json(issued.into())))
     }
 }

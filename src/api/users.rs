@@ -1,5 +1,6 @@
 //! The tutorial's user API: `POST /api/users` (register) and `GET /api/users/me`.
 
+use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
@@ -10,6 +11,7 @@ use crate::{
         users::{self, User},
     },
     state::AppState,
+    throttle::{self, client_ip},
 };
 
 /// A registration request.
@@ -88,11 +90,13 @@ impl UsersApi {
         operation_id = "registerUser",
         tag = "ApiTags::Users"
     )]
-    async fn register(&self, body: Json<NewUser>) -> Result<Created, ApiError> {
+    async fn register(&self, req: &Request, body: Json<NewUser>) -> Result<Created, ApiError> {
         if !self.state.config.registration_open {
             return Err(OAuthError::new(ErrorCode::AccessDenied, "registration is closed").into());
         }
-        let user = users::register(&self.state, &body.username, &body.password).await?;
+        let attempt = throttle::Attempt::registration(client_ip::of(req, &self.state));
+        let work = users::register(&self.state, &body.username, &body.password);
+        let user = throttle::guard(&self.state, &attempt, work, throttle::every_attempt).await?;
         Ok(Created::Created(Json(user.into())))
     }
 

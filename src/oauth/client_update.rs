@@ -191,6 +191,9 @@ mod tests {
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
         }
+        async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
+            self.inner.incr(key, delta, ttl).await
+        }
     }
 
     async fn setup() -> (AppState, Arc<Racing>, User, Client) {

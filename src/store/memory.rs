@@ -168,6 +168,36 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
+        self.with(|m| {
+            let next = match live(m, key) {
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .map(|n| n.saturating_add(delta))
+                    .ok_or_else(|| StoreError::Corrupt(format!("{key} is not a counter")))?,
+                Some(_) => return Err(StoreError::Corrupt(format!("{key} is not a counter"))),
+                None => delta,
+            };
+            match m.get_mut(key) {
+                Some(entry) => entry.value = Value::Bytes(next.to_string().into_bytes()),
+                None => {
+                    m.insert(
+                        key.to_string(),
+                        Entry {
+                            value: Value::Bytes(next.to_string().into_bytes()),
+                            expires: expiry(Some(ttl)),
+                        },
+                    );
+                }
+            }
+            Ok(next)
+        })?
+    }
+
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
         self.with(|m| {
             if !matches!(

@@ -72,6 +72,10 @@ pub trait Store: Send + Sync + 'static {
         new: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
+    /// Adds `delta` (which may be negative) to the counter under `key` and returns the new
+    /// value. A missing (or expired) counter starts from 0 and lives `ttl` from then on; later
+    /// increments keep that expiry, so the counter counts the events of one fixed window.
+    async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError>;
     /// Adds `member` to the set under `key`.
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// Removes `member` from the set under `key`.

@@ -23,6 +23,7 @@ pub struct RedisStore {
     prefix: String,
     conn: OnceCell<ConnectionManager>,
     cas: Script,
+    incr: Script,
 }
 
 impl RedisStore {
@@ -45,6 +46,11 @@ else
   redis.call('SET', KEYS[1], ARGV[3])
 end
 return 1",
+            ),
+            incr: Script::new(
+                r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n",
             ),
         })
     }
@@ -147,6 +153,19 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(swapped == 1)
+    }
+
+    async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
+        let mut c = self.conn().await?;
+        let n: i64 = self
+            .incr
+            .key(self.key(key))
+            .arg(delta)
+            .arg(millis(ttl))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
     }
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {

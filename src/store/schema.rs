@@ -98,6 +98,18 @@ pub const KEYS: &[KeyShape] = &[
         pattern: "tokens_nb:<client_id>",
         lifetime: "access-token lifetime + 30 s",
     },
+    KeyShape {
+        pattern: "throttle:<limit>:<subject>:<window number>",
+        lifetime: "one window (`HALLPASS_RATE_LIMIT_WINDOW`)",
+    },
+    KeyShape {
+        pattern: "throttle_in_flight:<limit>:<subject>",
+        lifetime: "60 s",
+    },
+    KeyShape {
+        pattern: "throttle_until:<limit>:<subject>",
+        lifetime: "the current delay (at most `HALLPASS_RATE_LIMIT_MAX_DELAY`)",
+    },
 ];
 
 /// How long a consent form stays usable, and so how long its `consent_used:` marker lives.
@@ -209,6 +221,37 @@ pub fn tokens_not_before_client(client_id: &str) -> String {
     format!("tokens_nb:{}", escape(client_id))
 }
 
+/// The parts of a rate-limit subject (an account, an IP, a client id), each escaped and
+/// joined with `:`.
+fn subject(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| escape(p))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `throttle:<limit>:<subject>:<window number>`: how many failures (or registrations) one
+/// subject had in one fixed window (`now / window length`). Counted with [`Store::incr`],
+/// so it expires with its window.
+///
+/// [`Store::incr`]: crate::store::Store::incr
+pub fn throttle_count(limit: &str, parts: &[&str], window: u64) -> String {
+    format!("throttle:{}:{}:{window}", escape(limit), subject(parts))
+}
+
+/// `throttle_in_flight:<limit>:<subject>`: how many attempts of one subject are being
+/// checked right now (incremented on admission, decremented when settled).
+pub fn throttle_in_flight(limit: &str, parts: &[&str]) -> String {
+    format!("throttle_in_flight:{}:{}", escape(limit), subject(parts))
+}
+
+/// `throttle_until:<limit>:<subject>`: the Unix second (of the state's clock) before which
+/// the subject's next attempt is refused. Lives as long as that delay.
+pub fn throttle_until(limit: &str, parts: &[&str]) -> String {
+    format!("throttle_until:{}:{}", escape(limit), subject(parts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +263,14 @@ mod tests {
         assert_ne!(consent("a:b", "c"), consent("a", "b:c"));
         assert_eq!(escape("Zx-_.~09"), "Zx-_.~09");
         assert_eq!(escape("é"), "%C3%A9");
+        assert_eq!(
+            throttle_count("sign_in_account_ip", &["a:b", "::1"], 7),
+            "throttle:sign_in_account_ip:a%3Ab:%3A%3A1:7"
+        );
+        assert_ne!(
+            throttle_until("l", &["a:b", "c"]),
+            throttle_until("l", &["a", "b:c"])
+        );
     }
 
     /// The README's table of what the store holds is the same list as [`KEYS`].

@@ -34,6 +34,7 @@ use crate::{
         sign_out, users,
     },
     state::AppState,
+    throttle::{self, Refusal, client_ip},
 };
 
 pub use cookies::{CSRF_COOKIE, SESSION_COOKIE};
@@ -351,7 +352,9 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             None,
         );
     }
-    match users::authenticate(state, field("username"), field("password")).await {
+    let attempt = throttle::Attempt::sign_in(field("username"), client_ip::of(req, state));
+    let work = users::authenticate(state, field("username"), field("password"));
+    match throttle::guard(state, &attempt, work, throttle::sign_in_outcome).await {
         Ok(Some(user)) => {
             let now = state.now();
             let session = Session {
@@ -395,7 +398,23 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             field("username"),
             cookie(req, cookies::csrf_name(&state.config)).as_deref(),
         ),
-        Err(e) => server_error_page(&e),
+        Err(Refusal::Throttled(t)) => {
+            let (user, csrf) = (field("username"), cookie(req, CSRF_COOKIE));
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut resp = login_page(
+                state,
+                status,
+                Some(&t.message()),
+                return_to,
+                user,
+                csrf.as_deref(),
+            );
+            if let Ok(v) = t.retry_after.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        Err(Refusal::Error(e)) => server_error_page(&e),
     }
 }
 

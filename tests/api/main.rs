@@ -16,6 +16,7 @@ mod hardening_flows;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;
+mod rate_limit;
 mod refresh;
 mod revoke_introspect;
 mod sessions;

@@ -251,3 +251,49 @@ async fn the_memory_store_sweeps_expired_entries_nobody_reads_again() {
     assert!(s.entries() < 5000, "swept: {} entries left", s.entries());
     assert_eq!(s.get("kept").await.unwrap(), Some(b"y".to_vec()));
 }
+
+#[tokio::test]
+async fn both_stores_count_atomically_with_incr() {
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let s = store_for(&backend);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 1);
+        assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 2);
+        assert_eq!(s.get("n").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(
+            s.incr("n", -3, ttl).await.unwrap(),
+            -1,
+            "a counter goes down too"
+        );
+        assert!(s.delete("n").await.unwrap());
+        assert_eq!(
+            s.incr("n", 1, ttl).await.unwrap(),
+            1,
+            "a deleted counter starts again"
+        );
+
+        let s = Arc::new(s);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.incr("c", 1, ttl).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=50).collect::<Vec<i64>>(), "no increment is lost");
+
+        s.put("seven", b"7", Some(ttl)).await.unwrap();
+        assert_eq!(
+            s.incr("seven", 1, ttl).await.unwrap(),
+            8,
+            "a stored number counts on"
+        );
+        s.put("text", b"abc", None).await.unwrap();
+        assert!(s.incr("text", 1, ttl).await.is_err(), "only counters count");
+    }
+}
