@@ -25,6 +25,23 @@ mkdir -p "$WORK/logs" "$WORK/reports"
 rm -rf "$E2E_SCREENSHOTS" "$WORK/reports"/* && mkdir -p "$E2E_SCREENSHOTS"
 say() { echo "e2e: $*"; }
 stamp() { sha256sum "$@" | sha256sum | cut -c1-16; }
+KEYS=
+PIDS=()
+SUMMARY=
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -n "$KEYS" ] && rm -rf "$KEYS"
+  # A step before the tests failed (set -e): still close with the line CI reads.
+  if [ -z "$SUMMARY" ]; then
+    tail -n 20 "$WORK/logs/"*.log 2>/dev/null || true
+    echo "e2e: 0 passed, 1 failed"
+    rc=1
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
 
 # --- 1. Tools --------------------------------------------------------------------------
 if [ ! -x /usr/bin/chromium ]; then
@@ -66,13 +83,6 @@ export E2E_LOCKER=http://127.0.0.1:$BL_PORT
 export E2E_SPA_ORIGIN=http://127.0.0.1:$SPA_PORT
 export E2E_OTHER_ORIGIN=http://127.0.0.1:$OTHER_PORT
 KEYS=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$KEYS"
-}
-trap cleanup EXIT
 
 # The memory store (REDIS_URL unset), and registration limits out of the tests' way.
 env -u REDIS_URL NO_COLOR=1 \
@@ -101,11 +111,8 @@ while True:
     time.sleep(0.1)
 EOF
 }
-if ! wait_up "$E2E_HALLPASS/readyz" || ! wait_up "$E2E_LOCKER/healthz"; then
-  tail -n 20 "$WORK/logs/"*.log
-  echo "e2e: 0 passed, 1 failed"
-  exit 1
-fi
+wait_up "$E2E_HALLPASS/readyz"
+wait_up "$E2E_LOCKER/healthz"
 say "Hallpass at $E2E_HALLPASS, beer locker at $E2E_LOCKER"
 
 # --- 3. SDKs ---------------------------------------------------------------------------
@@ -124,7 +131,7 @@ for log in "$WORK"/logs/sdk-py-*.log; do
   fi
 done
 (cd "$E2E" && npx openapi-ts -s -i ../../openapi/openapi.yaml -o generated/ts/hallpass &&
-  npx openapi-ts -s -i generated/beer-locker.yaml -o generated/ts/beer-locker &&
+  npx openapi-ts -s -i ./generated/beer-locker.yaml -o generated/ts/beer-locker &&
   npx tsc -p tsconfig.json)
 
 # --- 4. Tests --------------------------------------------------------------------------
@@ -135,6 +142,7 @@ status=0
   --test-reporter=junit --test-reporter-destination="$WORK/reports/node.xml" \
   "$GEN"/ts-build/ts/*.test.js) || status=1
 
+SUMMARY=done
 python3 - "$status" "$WORK/reports/pytest.xml" "$WORK/reports/node.xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 passed = failed = 0

@@ -50,7 +50,8 @@ def test_sign_in_and_consent_in_a_browser_send_the_answer_to_the_redirect_uri(pa
     page.shots.take(page, "callback")
 
     got = query_of(page.url)
-    assert callback_site.requests and callback_site.requests[-1].startswith("/cb?")
+    arrived = [r for r in callback_site.requests if r.startswith("/cb?")]
+    assert len(arrived) == 1 and query_of(arrived[0]) == got
     assert got["state"] == "st-1" and got["iss"] == HALLPASS
     if decision == "Deny":
         assert got["error"] == "access_denied" and "code" not in got

@@ -114,7 +114,7 @@ def test_python_sdks_create_and_list_beers_with_a_user_token_from_the_code_flow(
     me = current_user.sync_detailed(client=AuthenticatedClient(base_url=HALLPASS, token=access))
     locker = LockerAuth(base_url=LOCKER, token=access)
     made = create_beer.sync_detailed(
-        client=locker, body=BeerInput.from_dict({"name": "Orval", "kind": "Trappist", "quantity": 6})
+        client=locker, body=BeerInput.from_dict({"name": "Orval", "type": "Trappist", "quantity": 6})
     )
     listed = list_beers.sync_detailed(client=locker)
 

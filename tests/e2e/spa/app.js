@@ -57,7 +57,7 @@ async function beers(token) {
   const made = await fetch(`${cfg.locker}/api/beers`, {
     method: "POST",
     headers: { ...auth, "Content-Type": "application/json" },
-    body: JSON.stringify({ name: "Rochefort 10", kind: "Quadrupel", quantity: 2 }),
+    body: JSON.stringify({ name: "Rochefort 10", type: "Quadrupel", quantity: 2 }),
   });
   const list = await fetch(`${cfg.locker}/api/beers`, { headers: auth });
   return { created: made.status, list: list.status, beers: await list.json() };
