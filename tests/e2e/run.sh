@@ -90,11 +90,6 @@ env -u REDIS_URL NO_COLOR=1 \
   HALLPASS_RATE_LIMIT_REGISTRATION=10000 HALLPASS_RATE_LIMIT_SIGN_IN_IP=10000 \
   "$BIN/hallpass" >"$WORK/logs/hallpass.log" 2>&1 &
 PIDS+=($!)
-env -u REDIS_URL NO_COLOR=1 \
-  BEER_LOCKER_ISSUER="$E2E_HALLPASS" BEER_LOCKER_BIND="127.0.0.1:$BL_PORT" \
-  BEER_LOCKER_ALLOWED_ORIGINS="$E2E_SPA_ORIGIN" \
-  "$BIN/beer-locker" >"$WORK/logs/beer-locker.log" 2>&1 &
-PIDS+=($!)
 wait_up() {
   python3 - "$1" <<'EOF'
 import sys, time, urllib.request
@@ -112,6 +107,12 @@ while True:
 EOF
 }
 wait_up "$E2E_HALLPASS/readyz"
+DOCS_CLIENT_ID=$(python3 "$E2E/docs_client.py")
+env -u REDIS_URL NO_COLOR=1 \
+  BEER_LOCKER_ISSUER="$E2E_HALLPASS" BEER_LOCKER_BIND="127.0.0.1:$BL_PORT" \
+  BEER_LOCKER_CORS_ORIGINS="$E2E_SPA_ORIGIN" BEER_LOCKER_DOCS_CLIENT_ID="$DOCS_CLIENT_ID" \
+  "$BIN/beer-locker" >"$WORK/logs/beer-locker.log" 2>&1 &
+PIDS+=($!)
 wait_up "$E2E_LOCKER/healthz"
 say "Hallpass at $E2E_HALLPASS, beer locker at $E2E_LOCKER"
 
