@@ -126,6 +126,7 @@ openapi-python-client generate --path openapi/openapi.yaml --meta none \
 openapi-python-client generate --path "$GEN/beer-locker.yaml" --meta none \
   --output-path "$GEN/py/beer_locker_client" >"$WORK/logs/sdk-py-beer-locker.log" 2>&1
 for log in "$WORK"/logs/sdk-py-*.log; do
+  say "$(basename "$log" .log): $(grep -c '^WARNING' "$log" || true) generator warnings (log: target/e2e/logs/)"
   if grep -q "Failure to process schema\|Unable to parse" "$log"; then
     say "openapi-python-client dropped part of the spec ($(basename "$log")):"
     grep -A2 "Failure to process schema\|Unable to parse" "$log" | sed 's/^/  /'
