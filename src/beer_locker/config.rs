@@ -32,7 +32,7 @@ pub struct BeerLockerArgs {
     #[arg(long, env = "BEER_LOCKER_BIND", default_value = "127.0.0.1:4000")]
     pub bind: String,
     /// Public base URL of this service, its RFC 9728 resource identifier (for example
-    /// https://beers.example.com). Defaults to http:// and the bound address.
+    /// `https://beers.example.com`). Defaults to http:// and the bound address.
     #[arg(long, env = "BEER_LOCKER_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build).

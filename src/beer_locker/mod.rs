@@ -62,7 +62,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Every route: the API (RFC-shaped JSON errors, `no-store`), Swagger UI, the spec, behind
-/// the body limit, with the verifier in the request data for [`BearerAuth`].
+/// the body limit, with the verifier in the request data for [`BearerAuth`](crate::verify::BearerAuth).
 pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
     let api = build_openapi(locker);
     let spec_json = api.spec_endpoint();
