@@ -10,6 +10,7 @@ mod beer_locker;
 mod cli;
 mod connections;
 mod consent;
+mod cors;
 mod discovery;
 mod flow;
 mod hardening_flows;
