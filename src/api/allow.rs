@@ -31,8 +31,11 @@ impl MethodTable {
         let mut table = Self::default();
         for api in T::meta() {
             for path in api.paths {
-                let methods: Vec<String> =
-                    path.operations.iter().map(|o| o.method.to_string()).collect();
+                let methods: Vec<String> = path
+                    .operations
+                    .iter()
+                    .map(|o| o.method.to_string())
+                    .collect();
                 table.add(&path.path, methods.iter().map(String::as_str));
             }
         }
@@ -54,10 +57,7 @@ impl MethodTable {
         let segs = segments(path);
         let (_, methods) = self.rows.iter().find(|(pattern, _)| {
             pattern.len() == segs.len()
-                && pattern
-                    .iter()
-                    .zip(&segs)
-                    .all(|(p, s)| is_var(p) || p == s)
+                && pattern.iter().zip(&segs).all(|(p, s)| is_var(p) || p == s)
         })?;
         let mut out = methods.clone();
         if out.iter().any(|m| m == "GET") {
@@ -117,7 +117,9 @@ impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
                         resp.headers_mut().insert(header::ALLOW, v);
                     }
                 }
-                None => tracing::warn!(path = %path, "405 for a path missing from the method table"),
+                None => {
+                    tracing::warn!(path = %path, "405 for a path missing from the method table")
+                }
             }
         }
         Ok(resp)
@@ -134,7 +136,10 @@ mod tests {
         t.add("/api/clients/{client_id}", ["get", "delete"]);
         t.add("/oauth2/token", ["post"]);
         t.add("/login", ["GET", "POST"]);
-        assert_eq!(t.allow("/api/clients/abc").as_deref(), Some("DELETE, GET, HEAD"));
+        assert_eq!(
+            t.allow("/api/clients/abc").as_deref(),
+            Some("DELETE, GET, HEAD")
+        );
         assert_eq!(t.allow("/oauth2/token").as_deref(), Some("POST"));
         assert_eq!(t.allow("/login").as_deref(), Some("GET, HEAD, POST"));
         assert_eq!(t.allow("/api/clients/abc/secret"), None);

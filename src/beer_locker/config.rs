@@ -127,7 +127,9 @@ impl BeerLockerConfig {
             .collect();
         for o in &cors_origins {
             crate::uri::check_origin(o).map_err(|why| {
-                ConfigError(format!("BEER_LOCKER_CORS_ORIGINS / --cors-origins: {o:?} {why}"))
+                ConfigError(format!(
+                    "BEER_LOCKER_CORS_ORIGINS / --cors-origins: {o:?} {why}"
+                ))
             })?;
         }
         Ok(Self {
@@ -194,7 +196,8 @@ mod tests {
             cors_origins: o.iter().map(|s| s.to_string()).collect(),
             ..args("http://127.0.0.1:3000")
         };
-        let ok = BeerLockerConfig::from_args(with(&["https://app.example", " http://127.0.0.1:5173"]));
+        let ok =
+            BeerLockerConfig::from_args(with(&["https://app.example", " http://127.0.0.1:5173"]));
         assert_eq!(
             ok.unwrap().cors_origins,
             ["https://app.example", "http://127.0.0.1:5173"]

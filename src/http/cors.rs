@@ -71,7 +71,10 @@ impl Preflight {
                     HeaderValue::from_static(self.headers),
                 );
             }
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(self.max_age));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from(self.max_age),
+            );
         }
         if vary {
             vary_origin(&mut resp);

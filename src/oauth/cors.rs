@@ -52,7 +52,7 @@ impl RequestOrigin {
 
     /// Allows the request when `client` allows the origin; else `unauthorized_client`.
     pub fn check(&self, client: &Client) -> Result<(), OAuthError> {
-        if allowed_origins(client).iter().any(|o| *o == self.origin) {
+        if allowed_origins(client).contains(&self.origin) {
             self.allowed.store(true, Ordering::SeqCst);
             return Ok(());
         }

@@ -43,7 +43,12 @@ pub fn login(
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
     let app = app
-        .map(|a| format!("<p>Sign in to continue to <strong>{}</strong>.</p>", escape(a)))
+        .map(|a| {
+            format!(
+                "<p>Sign in to continue to <strong>{}</strong>.</p>",
+                escape(a)
+            )
+        })
         .unwrap_or_default();
     layout(
         "Sign in",

@@ -31,7 +31,10 @@ fn varies_on_origin(resp: &reqwest::Response) -> bool {
         .get_all(header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("origin")))
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("origin"))
+        })
 }
 
 async fn preflight(
@@ -103,13 +106,22 @@ async fn metadata_and_jwks_are_readable_from_any_origin_with_a_star_and_prefligh
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        assert_eq!(h(&resp, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("*"));
+        assert_eq!(
+            h(&resp, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+            Some("*")
+        );
         assert!(h(&resp, header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
 
         let pre = preflight(&app.address, path, EVIL, "GET", "").await;
         assert_eq!(pre.status(), StatusCode::NO_CONTENT, "{path}");
-        assert_eq!(h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("*"));
-        assert_eq!(h(&pre, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(), Some("GET"));
+        assert_eq!(
+            h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+            Some("*")
+        );
+        assert_eq!(
+            h(&pre, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(),
+            Some("GET")
+        );
         assert!(h(&pre, header::ACCESS_CONTROL_MAX_AGE).is_some());
     }
 }
@@ -118,28 +130,50 @@ async fn metadata_and_jwks_are_readable_from_any_origin_with_a_star_and_prefligh
 async fn token_endpoint_preflight_allows_post_with_authorization_and_varies_on_origin() {
     let app = spawn_app().await;
 
-    let pre = preflight(&app.address, "/oauth2/token", SPA, "POST", "authorization,content-type").await;
+    let pre = preflight(
+        &app.address,
+        "/oauth2/token",
+        SPA,
+        "POST",
+        "authorization,content-type",
+    )
+    .await;
 
     assert_eq!(pre.status(), StatusCode::NO_CONTENT);
-    assert_eq!(h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
-    assert_eq!(h(&pre, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(), Some("POST"));
+    assert_eq!(
+        h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
+    assert_eq!(
+        h(&pre, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(),
+        Some("POST")
+    );
     assert_eq!(
         h(&pre, header::ACCESS_CONTROL_ALLOW_HEADERS).as_deref(),
         Some("Authorization, Content-Type")
     );
-    assert_eq!(h(&pre, header::ACCESS_CONTROL_MAX_AGE).as_deref(), Some("600"));
+    assert_eq!(
+        h(&pre, header::ACCESS_CONTROL_MAX_AGE).as_deref(),
+        Some("600")
+    );
     assert!(varies_on_origin(&pre));
     assert!(h(&pre, header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
 
     let userinfo = preflight(&app.address, "/userinfo", SPA, "GET", "authorization").await;
     assert_eq!(userinfo.status(), StatusCode::NO_CONTENT);
-    assert_eq!(h(&userinfo, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
+    assert_eq!(
+        h(&userinfo, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
     assert_eq!(
         h(&userinfo, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(),
         Some("GET, POST")
     );
     let revoke = preflight(&app.address, "/oauth2/revoke", SPA, "POST", "").await;
-    assert_eq!(h(&revoke, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
+    assert_eq!(
+        h(&revoke, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
 }
 
 #[tokio::test]
@@ -169,7 +203,10 @@ async fn a_public_client_redeems_its_code_from_its_redirect_origin_and_the_answe
     let resp = redeem_public(&app, &client, &code, &verifier, Some(SPA)).await;
 
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(h(&resp, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
+    assert_eq!(
+        h(&resp, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
     assert!(varies_on_origin(&resp));
     let body: Value = resp.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap();
@@ -183,7 +220,10 @@ async fn a_public_client_redeems_its_code_from_its_redirect_origin_and_the_answe
         .await
         .unwrap();
     assert_eq!(info.status(), StatusCode::OK);
-    assert_eq!(h(&info, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
+    assert_eq!(
+        h(&info, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
     assert!(varies_on_origin(&info));
 
     let refused = app
@@ -201,7 +241,8 @@ async fn a_public_client_redeems_its_code_from_its_redirect_origin_and_the_answe
 
 /// The form POST needs no preflight, so the refusal must come before the code is taken.
 #[tokio::test]
-async fn a_token_request_from_an_origin_the_client_does_not_allow_is_refused_and_the_code_survives() {
+async fn a_token_request_from_an_origin_the_client_does_not_allow_is_refused_and_the_code_survives()
+{
     let app = spawn_app().await;
     let client = app.public_client().await;
     let (code, verifier) = public_code(&app, &client, "beers:read").await;
@@ -212,9 +253,16 @@ async fn a_token_request_from_an_origin_the_client_does_not_allow_is_refused_and
     assert!(varies_on_origin(&refused));
     assert_oauth_error(refused, 400, "unauthorized_client").await;
     let server_side = redeem_public(&app, &client, &code, &verifier, None).await;
-    assert_eq!(server_side.status(), StatusCode::OK, "the code was not consumed");
+    assert_eq!(
+        server_side.status(),
+        StatusCode::OK,
+        "the code was not consumed"
+    );
     let body: Value = server_side.json().await.unwrap();
-    assert_eq!(app.me_status(body["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        app.me_status(body["access_token"].as_str().unwrap()).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -307,7 +355,11 @@ async fn a_confidential_client_allows_no_origin_by_default_but_those_it_lists() 
     );
     assert_oauth_error(other, 400, "unauthorized_client").await;
     let shown: Value = app
-        .as_user(Method::GET, format!("/api/clients/{}", listed.client_id), &listed.owner)
+        .as_user(
+            Method::GET,
+            format!("/api/clients/{}", listed.client_id),
+            &listed.owner,
+        )
         .send()
         .await
         .unwrap()
@@ -324,7 +376,12 @@ async fn a_confidential_client_allows_no_origin_by_default_but_those_it_lists() 
 async fn registration_refuses_origins_that_are_not_exact_https_or_loopback_origins() {
     let app = spawn_app().await;
     let owner = app.user().await;
-    for bad in ["https://app.example/", "http://app.example", "https://app.example/cb", "*"] {
+    for bad in [
+        "https://app.example/",
+        "http://app.example",
+        "https://app.example/cb",
+        "*",
+    ] {
         let resp = app
             .post_client(
                 &owner,
@@ -352,7 +409,14 @@ async fn the_authorization_endpoint_and_introspection_never_send_cors_headers() 
         .await
         .unwrap();
     let pre = preflight(&app.address, "/oauth2/authorize", SPA, "GET", "").await;
-    let intro = preflight(&app.address, "/oauth2/introspect", SPA, "POST", "authorization").await;
+    let intro = preflight(
+        &app.address,
+        "/oauth2/introspect",
+        SPA,
+        "POST",
+        "authorization",
+    )
+    .await;
 
     assert!(h(&page, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     assert!(h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
@@ -384,7 +448,14 @@ async fn the_beer_locker_allows_its_listed_origins_and_any_origin_on_its_metadat
             .send()
     };
 
-    let pre = preflight(&locker, "/api/beers", SPA, "POST", "authorization,content-type").await;
+    let pre = preflight(
+        &locker,
+        "/api/beers",
+        SPA,
+        "POST",
+        "authorization,content-type",
+    )
+    .await;
     let pre_evil = preflight(&locker, "/api/beers", EVIL, "GET", "authorization").await;
     let listed = get(SPA).await.unwrap();
     let other = get(EVIL).await.unwrap();
@@ -396,14 +467,27 @@ async fn the_beer_locker_allows_its_listed_origins_and_any_origin_on_its_metadat
         .unwrap();
 
     assert_eq!(pre.status(), StatusCode::NO_CONTENT);
-    assert_eq!(h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
-    assert!(h(&pre, header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap().contains("Authorization"));
+    assert_eq!(
+        h(&pre, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
+    assert!(
+        h(&pre, header::ACCESS_CONTROL_ALLOW_HEADERS)
+            .unwrap()
+            .contains("Authorization")
+    );
     assert!(h(&pre_evil, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     assert_eq!(listed.status(), StatusCode::OK);
-    assert_eq!(h(&listed, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(SPA));
+    assert_eq!(
+        h(&listed, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some(SPA)
+    );
     assert!(varies_on_origin(&listed));
     assert!(h(&other, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
-    assert_eq!(h(&meta, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("*"));
+    assert_eq!(
+        h(&meta, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some("*")
+    );
 }
 
 #[tokio::test]
@@ -412,9 +496,19 @@ async fn every_405_names_the_allowed_methods() {
     for (method, path, allow, json) in [
         (Method::GET, "/oauth2/token", "POST", true),
         (Method::DELETE, "/.well-known/jwks.json", "GET, HEAD", true),
-        (Method::PUT, "/api/clients/some-id", "DELETE, GET, HEAD", true),
+        (
+            Method::PUT,
+            "/api/clients/some-id",
+            "DELETE, GET, HEAD",
+            true,
+        ),
         (Method::PUT, "/login", "GET, HEAD, POST", false),
-        (Method::DELETE, "/oauth2/authorize", "GET, HEAD, POST", false),
+        (
+            Method::DELETE,
+            "/oauth2/authorize",
+            "GET, HEAD, POST",
+            false,
+        ),
         (Method::POST, "/", "GET, HEAD", false),
     ] {
         let resp = app
@@ -423,8 +517,16 @@ async fn every_405_names_the_allowed_methods() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert_eq!(h(&resp, header::ALLOW).as_deref(), Some(allow), "{method} {path}");
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            h(&resp, header::ALLOW).as_deref(),
+            Some(allow),
+            "{method} {path}"
+        );
         if json {
             let body: Value = resp.json().await.unwrap();
             assert!(body["error"].is_string(), "{method} {path}: {body}");

@@ -17,6 +17,7 @@ mod hardening_flows;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;
+mod pages;
 mod rate_limit;
 mod refresh;
 mod revoke_introspect;
