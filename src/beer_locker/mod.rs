@@ -9,7 +9,8 @@
 //!   scope 403 `insufficient_scope`.
 //! - Its own OpenAPI spec (`/openapi.json`, `/openapi.yaml`) and Swagger UI (`/docs`).
 //! - CORS ([`crate::http::cors::StaticCors`]): the metadata for any origin, the API for the
-//!   origins in `BEER_LOCKER_CORS_ORIGINS` only.
+//!   origins in `BEER_LOCKER_CORS_ORIGINS` only; every 405 names the path's methods in
+//!   `Allow` ([`crate::api::allow`]).
 //!
 //! Each user's beers are one JSON document in the [`crate::store::Store`] (memory, or Redis
 //! with `REDIS_URL`), updated with compare-and-swap, so every change is atomic and touches one
@@ -75,12 +76,19 @@ pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
         .nest("/docs", ui)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .with(allow_on_405())
         .with(cors(locker))
         .with(BodyLimit(
             MAX_BODY_BYTES,
             crate::server::DEFAULT_BODY_READ_TIMEOUT,
         ))
         .data(locker.verifier.clone())
+}
+
+/// `Allow` on 405s (RFC 9110 §15.5.6), from the API's operations.
+fn allow_on_405() -> crate::api::allow::AllowOn405 {
+    let table = crate::api::allow::MethodTable::from_openapi::<(api::BeersApi, api::ResourceApi)>();
+    crate::api::allow::AllowOn405(Arc::new(table))
 }
 
 /// CORS: the RFC 9728 metadata for any origin; the API for `BEER_LOCKER_CORS_ORIGINS`, with
