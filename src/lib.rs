@@ -2,8 +2,11 @@
 //!
 //! A stateless OAuth 2.0 authorization server (RFC 6749, aligned with OAuth 2.1 and RFC 9700)
 //! that issues RFC 9068 JWT access tokens, which resource servers verify offline against the
-//! JWKS. The only server-side state is in the [`store`]: users, clients, and authorization
-//! codes for a minute. Every instance is interchangeable.
+//! JWKS. The only server-side state is in the [`store`]: users, clients, pending authorization
+//! codes and the record of redeemed ones, refresh-token families, revoked access-token ids and
+//! "not before" cut-offs, remembered consent, ended sessions, rate-limit counters and
+//! key-rotation claims, every key named in [`store::schema`]. Every instance is
+//! interchangeable.
 //!
 //! ## Layout
 //!

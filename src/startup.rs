@@ -57,11 +57,24 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     };
     let count = crate::metrics::CountRequests(state.clone());
     let hsts = web::cookies::sends_hsts(&state.config);
+    let cors = crate::api::cors::Cors::new(&state.config);
     web::mount(route)
+        .with(method_table())
         .with(BodyLimit(limit, state.config.body_read_timeout))
+        .with(cors)
         .with(count)
         .with_if(hsts, web::cookies::Hsts)
         .data(state)
+}
+
+/// `Allow` on 405s, from the API's operations and the pages' routes.
+fn method_table() -> crate::api::allow::AllowOn405 {
+    let mut table = crate::api::allow::MethodTable::from_openapi::<crate::api::Apis>();
+    for (path, methods) in web::ROUTES {
+        table.add(path, methods.iter().copied());
+    }
+    table.add("/metrics", ["GET"]);
+    crate::api::allow::AllowOn405(Arc::new(table))
 }
 
 /// Rejects bodies larger than the limit with 413 (by `Content-Length` at once, and by counting

@@ -12,3 +12,52 @@ pub fn is_loopback_host(url: &Url) -> bool {
         None => false,
     }
 }
+
+/// The ASCII serialization of a URL's origin (`scheme://host[:port]`, the default port
+/// omitted; RFC 6454 §6.2), as browsers send it in `Origin`; `None` for opaque origins.
+pub fn origin_of(url: &Url) -> Option<String> {
+    match url.origin() {
+        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
+/// Checks that `raw` is an origin exactly as a browser serializes it: `https://host[:port]`,
+/// or `http` on a loopback host, with no path, query, fragment or user information, and
+/// lower case with the default port omitted. The error says why not.
+pub fn check_origin(raw: &str) -> Result<(), String> {
+    let url = Url::parse(raw).map_err(|_| "is not an origin (scheme://host[:port])".to_string())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => return Err("must use https (http is allowed only on loopback hosts)".into()),
+        _ => return Err("must use https, or http on a loopback host".into()),
+    }
+    match origin_of(&url) {
+        Some(origin) if origin == raw => Ok(()),
+        Some(origin) => Err(format!(
+            "must be exactly an origin, with no path, query or trailing slash, such as {origin:?}"
+        )),
+        None => Err("is not an origin (scheme://host[:port])".into()),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn origins_must_be_serialized_https_or_loopback_http() {
+        assert!(check_origin("https://app.example").is_ok());
+        assert!(check_origin("https://app.example:8443").is_ok());
+        assert!(check_origin("http://127.0.0.1:5173").is_ok());
+        assert!(check_origin("http://localhost:3000").is_ok());
+        assert!(check_origin("http://app.example").is_err());
+        assert!(check_origin("https://app.example/").is_err());
+        assert!(check_origin("https://app.example/cb").is_err());
+        assert!(check_origin("https://app.example:443").is_err());
+        assert!(check_origin("https://App.example").is_err());
+        assert!(check_origin("null").is_err());
+        assert!(check_origin("*").is_err());
+    }
+}

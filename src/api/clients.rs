@@ -26,6 +26,11 @@ pub struct ClientRegistration {
     /// `hallpass:manage`, which is refused here: only first-party clients, named by the
     /// operator, may be granted it.
     pub scope: Option<String>,
+    /// Browser origins (`https://app.example`: https, or http on a loopback host, exactly as
+    /// browsers send `Origin`) that may call the token, revocation and UserInfo endpoints.
+    /// A public client also allows the origins of its redirect URIs; a confidential client
+    /// only these (none by default).
+    pub allowed_cors_origins: Option<Vec<String>>,
 }
 
 /// A registered client. `client_secret` appears only when it was just created or rotated.
@@ -50,6 +55,8 @@ pub struct ClientView {
     pub token_endpoint_auth_method: String,
     /// Allowed scopes.
     pub scope: String,
+    /// Browser origins registered explicitly (besides a public client's redirect URIs').
+    pub allowed_cors_origins: Vec<String>,
 }
 
 /// Never shows the secret.
@@ -83,6 +90,7 @@ fn view(c: Client, secret: Option<String>) -> ClientView {
             .collect(),
         token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_string(),
         scope: c.scope.to_string(),
+        allowed_cors_origins: c.allowed_cors_origins,
     }
 }
 
@@ -149,6 +157,7 @@ impl ClientsApi {
             grant_types: b.grant_types,
             token_endpoint_auth_method: b.token_endpoint_auth_method,
             scope: b.scope,
+            allowed_cors_origins: b.allowed_cors_origins,
         };
         let (c, secret) = client::register(&self.state, &owner, reg).await?;
         Ok(ClientCreated::Created(Json(view(c, secret))))

@@ -5,8 +5,10 @@
 //! command and the drift test all call it. [`extractors`] holds the management API's caller
 //! extractor; errors become responses in [`crate::error`].
 
+pub mod allow;
 pub mod clients;
 pub mod consents;
+pub mod cors;
 pub mod discovery;
 pub mod extractors;
 pub mod revocation;

@@ -106,6 +106,7 @@ impl RevocationApi {
         let attempt = throttle::Attempt::client_auth(&creds);
         let work = client::authenticate(&self.state, creds);
         let client = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
+        crate::oauth::cors::check(crate::api::cors::request_origin(req).as_ref(), &client)?;
         let token = f
             .token
             .filter(|t| !t.is_empty())

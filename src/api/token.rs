@@ -150,6 +150,7 @@ impl TokenApi {
             code_verifier: f.code_verifier,
             scope: f.scope,
             refresh_token: f.refresh_token,
+            origin: crate::api::cors::request_origin(req),
         };
         let attempt = throttle::Attempt::client_auth(&creds);
         let work = grant::token(&self.state, creds, request);

@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use crate::{
     api::{ApiTags, security::UserBearer},
     error::{ApiError, ErrorCode, HttpError, OAuthError},
-    oauth::{revocation, users},
+    oauth::{client, revocation, users},
     state::AppState,
 };
 
@@ -34,8 +34,24 @@ pub struct UserInfoApi {
 }
 
 impl UserInfoApi {
-    async fn answer(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+    async fn answer(
+        &self,
+        req: &poem::Request,
+        auth: UserBearer,
+    ) -> Result<UserInfoResponse, ApiError> {
         let claims = revocation::check_access_token(&self.state, &auth.0.token).await?;
+        if let Some(origin) = crate::api::cors::request_origin(req) {
+            let refused = || {
+                OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "the token's client does not allow requests from this origin",
+                )
+            };
+            let client = client::get(&self.state, &claims.client_id)
+                .await?
+                .ok_or_else(refused)?;
+            origin.check(&client)?;
+        }
         if !claims.has_scope("openid") {
             let err = OAuthError::new(
                 ErrorCode::InsufficientScope,
@@ -65,8 +81,12 @@ impl UserInfoApi {
         operation_id = "userinfo",
         tag = "ApiTags::OAuth2"
     )]
-    async fn get(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
-        self.answer(auth).await
+    async fn get(
+        &self,
+        req: &poem::Request,
+        auth: UserBearer,
+    ) -> Result<UserInfoResponse, ApiError> {
+        self.answer(req, auth).await
     }
 
     /// The signed-in user's claims (POST)
@@ -78,7 +98,11 @@ impl UserInfoApi {
         operation_id = "userinfoPost",
         tag = "ApiTags::OAuth2"
     )]
-    async fn post(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
-        self.answer(auth).await
+    async fn post(
+        &self,
+        req: &poem::Request,
+        auth: UserBearer,
+    ) -> Result<UserInfoResponse, ApiError> {
+        self.answer(req, auth).await
     }
 }

@@ -32,7 +32,7 @@ pub struct BeerLockerArgs {
     #[arg(long, env = "BEER_LOCKER_BIND", default_value = "127.0.0.1:4000")]
     pub bind: String,
     /// Public base URL of this service, its RFC 9728 resource identifier (for example
-    /// https://beers.example.com). Defaults to http:// and the bound address.
+    /// `https://beers.example.com`). Defaults to http:// and the bound address.
     #[arg(long, env = "BEER_LOCKER_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build).
@@ -42,6 +42,10 @@ pub struct BeerLockerArgs {
     /// Prefix of every Redis key of the beer locker.
     #[arg(long, env = "BEER_LOCKER_REDIS_PREFIX", default_value = "beer-locker:")]
     pub redis_prefix: String,
+    /// Comma-separated browser origins (https://app.example; http only on loopback hosts)
+    /// whose pages may call /api/beers. Empty: none (the metadata is open to every origin).
+    #[arg(long, env = "BEER_LOCKER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 /// The validated configuration of the beer locker.
@@ -60,6 +64,8 @@ pub struct BeerLockerConfig {
     pub redis_url: Option<String>,
     /// Redis key prefix (`BEER_LOCKER_REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// Origins whose pages may call `/api/beers` (`BEER_LOCKER_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for BeerLockerConfig {
@@ -69,6 +75,7 @@ impl std::fmt::Debug for BeerLockerConfig {
             .field("audience", &self.audience)
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
+            .field("cors_origins", &self.cors_origins)
             .field("store", &redis_location(self.redis_url.as_deref()))
             .finish_non_exhaustive()
     }
@@ -86,6 +93,7 @@ impl BeerLockerConfig {
             public_url: None,
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -111,7 +119,21 @@ impl BeerLockerConfig {
             Some(raw) => Some(validate_public_url(&raw)?),
         };
         let redis_url = validate_redis_url(args.redis_url)?;
+        let cors_origins: Vec<String> = args
+            .cors_origins
+            .into_iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for o in &cors_origins {
+            crate::uri::check_origin(o).map_err(|why| {
+                ConfigError(format!(
+                    "BEER_LOCKER_CORS_ORIGINS / --cors-origins: {o:?} {why}"
+                ))
+            })?;
+        }
         Ok(Self {
+            cors_origins,
             issuer: args.issuer,
             audience,
             bind,
@@ -164,7 +186,24 @@ mod tests {
             public_url: None,
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
+            cors_origins: Vec::new(),
         }
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact_https_or_loopback_origins() {
+        let with = |o: &[&str]| BeerLockerArgs {
+            cors_origins: o.iter().map(|s| s.to_string()).collect(),
+            ..args("http://127.0.0.1:3000")
+        };
+        let ok =
+            BeerLockerConfig::from_args(with(&["https://app.example", " http://127.0.0.1:5173"]));
+        assert_eq!(
+            ok.unwrap().cors_origins,
+            ["https://app.example", "http://127.0.0.1:5173"]
+        );
+        let bad = BeerLockerConfig::from_args(with(&["https://app.example/"]));
+        assert!(bad.unwrap_err().0.contains("BEER_LOCKER_CORS_ORIGINS"));
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct BeerLocker {
     pub store: Arc<dyn Store>,
     /// Timestamps of beers.
     pub clock: Arc<dyn Clock>,
+    /// Origins whose pages may call the API (`BEER_LOCKER_CORS_ORIGINS`).
+    pub cors_origins: Arc<[String]>,
 }
 
 impl std::fmt::Debug for BeerLocker {

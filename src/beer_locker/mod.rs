@@ -8,6 +8,9 @@
 //!   or bad token gets 401 with `WWW-Authenticate: Bearer … resource_metadata="…"`, a missing
 //!   scope 403 `insufficient_scope`.
 //! - Its own OpenAPI spec (`/openapi.json`, `/openapi.yaml`) and Swagger UI (`/docs`).
+//! - CORS ([`crate::http::cors::StaticCors`]): the metadata for any origin, the API for the
+//!   origins in `BEER_LOCKER_CORS_ORIGINS` only; every 405 names the path's methods in
+//!   `Allow` ([`crate::api::allow`]).
 //!
 //! Each user's beers are one JSON document in the [`crate::store::Store`] (memory, or Redis
 //! with `REDIS_URL`), updated with compare-and-swap, so every change is atomic and touches one
@@ -62,7 +65,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Every route: the API (RFC-shaped JSON errors, `no-store`), Swagger UI, the spec, behind
-/// the body limit, with the verifier in the request data for [`BearerAuth`].
+/// the body limit, with the verifier in the request data for [`BearerAuth`](crate::verify::BearerAuth).
 pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
     let api = build_openapi(locker);
     let spec_json = api.spec_endpoint();
@@ -73,11 +76,39 @@ pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
         .nest("/docs", ui)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .with(allow_on_405())
+        .with(cors(locker))
         .with(BodyLimit(
             MAX_BODY_BYTES,
             crate::server::DEFAULT_BODY_READ_TIMEOUT,
         ))
         .data(locker.verifier.clone())
+}
+
+/// `Allow` on 405s (RFC 9110 §15.5.6), from the API's operations.
+fn allow_on_405() -> crate::api::allow::AllowOn405 {
+    let table = crate::api::allow::MethodTable::from_openapi::<(api::BeersApi, api::ResourceApi)>();
+    crate::api::allow::AllowOn405(Arc::new(table))
+}
+
+/// CORS: the RFC 9728 metadata for any origin; the API for `BEER_LOCKER_CORS_ORIGINS`, with
+/// preflights for its methods and the `Authorization` header.
+fn cors(locker: &BeerLocker) -> crate::http::cors::StaticCors {
+    use crate::http::cors::{Preflight, StaticCors};
+    StaticCors {
+        origins: locker.cors_origins.clone(),
+        public: &[METADATA_PATH],
+        public_preflight: Preflight {
+            methods: "GET",
+            headers: "",
+            max_age: 86_400,
+        },
+        preflight: Preflight {
+            methods: "GET, POST, PUT, DELETE",
+            headers: "Authorization, Content-Type",
+            max_age: 600,
+        },
+    }
 }
 
 /// Why the beer locker could not start.
@@ -127,6 +158,7 @@ impl BeerLockerServer {
             verifier,
             store,
             clock,
+            cors_origins: config.cors_origins.clone().into(),
         };
         Ok(Self {
             addr,

@@ -1,6 +1,7 @@
 //! Poem glue shared by the server and the verifier, with no server dependency (only poem,
 //! poem-openapi, serde and tracing): the RFC 6749 §5.2 error body with [`ErrorCode`]'s
-//! OpenAPI schema, and the one builder of `WWW-Authenticate` challenges and `Retry-After`.
+//! OpenAPI schema, the one builder of `WWW-Authenticate` challenges and `Retry-After`, and
+//! the CORS building blocks ([`cors`]).
 //!
 //! Which status, challenge and `Retry-After` a server error gets is decided in
 //! [`crate::error`]; the verifier decides its own in `verify`.
@@ -11,3 +12,4 @@
 
 pub mod body;
 pub mod challenge;
+pub mod cors;

@@ -74,6 +74,11 @@ pub struct Client {
     pub token_endpoint_auth_method: AuthMethod,
     /// The scopes the client may request.
     pub scope: Scope,
+    /// Browser origins allowed at the token, revocation and UserInfo endpoints besides, for
+    /// a public client, its redirect URIs' (see [`crate::oauth::cors`]). Empty on records
+    /// written before the field existed.
+    #[serde(default)]
+    pub allowed_cors_origins: Vec<String>,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -109,6 +114,9 @@ pub struct Registration {
     /// Offered scopes only; by default all but `hallpass:manage` (and `offline_access`
     /// without the refresh grant).
     pub scope: Option<String>,
+    /// Exact origins (`https://app.example`) allowed to call the token, revocation and
+    /// UserInfo endpoints from a browser; see [`crate::oauth::cors`].
+    pub allowed_cors_origins: Option<Vec<String>>,
 }
 
 fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
@@ -220,6 +228,8 @@ pub async fn register(
     for uri in &redirect_uris {
         validate_redirect_uri(uri)?;
     }
+    let allowed_cors_origins =
+        crate::oauth::cors::validate(reg.allowed_cors_origins.unwrap_or_default())?;
     let offered = Scope::from_tokens(state.config.scopes.iter().map(|s| s.name.as_str()));
     // By default a client may ask for every offered scope except the management one, which
     // must be registered on purpose, and offline_access, which means nothing without the
@@ -265,6 +275,7 @@ pub async fn register(
         grant_types,
         token_endpoint_auth_method: method,
         scope,
+        allowed_cors_origins,
         created_at: state.now(),
     };
     state

@@ -223,6 +223,7 @@ mod tests {
             grant_types: Vec::new(),
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
             scope: Scope::default(),
+            allowed_cors_origins: Vec::new(),
             created_at: 0,
         };
         let bytes = serde_json::to_vec(&client).unwrap();

@@ -41,6 +41,9 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The refresh token to rotate.
     pub refresh_token: Option<String>,
+    /// The browser origin of a cross-origin request, checked against the client before the
+    /// grant runs ([`crate::oauth::cors`]).
+    pub origin: Option<crate::oauth::cors::RequestOrigin>,
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for TokenRequest {
             .field("code_verifier", &sent(&self.code_verifier))
             .field("scope", &self.scope)
             .field("refresh_token", &sent(&self.refresh_token))
+            .field("origin", &self.origin.as_ref().map(|o| o.as_str()))
             .finish()
     }
 }
@@ -109,6 +113,9 @@ pub async fn token(
     })?;
     let client = client::authenticate(state, creds).await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
+    // Before anything is consumed: a refused origin leaves the code and the refresh token
+    // as they were.
+    crate::oauth::cors::check(req.origin.as_ref(), &client)?;
     if !client.allows_grant(grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

@@ -24,6 +24,7 @@ pub mod authorize;
 pub mod client;
 pub mod client_update;
 pub mod consent;
+pub mod cors;
 pub mod disclosure;
 pub mod error;
 pub mod first_party;

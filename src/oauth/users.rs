@@ -1,11 +1,10 @@
 //! Users: the tutorial's accounts, with argon2id passwords.
 //!
-//! Records are JSON under `user:<key>` (see [`crate::store::schema`]), with an index `userid:<id>` → key, where the key is
-//! the username's PRECIS case-mapped form ([`username`](crate::oauth::username)), so names
-//! that look alike are one account. The key is created with a set-if-absent, so two
-//! concurrent registrations of one name cannot both succeed. New passwords follow
-//! [`passwords`](crate::oauth::passwords).
-//! [`authenticate_caller`] resolves the caller of the management API; how its failures are
+//! Records are JSON under `user:<key>` (see [`crate::store::schema`]), with an index
+//! `userid:<id>` → key, where the key is the username's PRECIS case-mapped form
+//! ([`crate::oauth::username`]), so names that look alike are one account. The key is created
+//! with a set-if-absent, so two concurrent registrations of one name cannot both succeed. New
+//! passwords follow [`crate::oauth::passwords`]. [`authenticate_caller`] resolves the caller of the management API; how its failures are
 //! answered over HTTP is decided in `api::extractors`.
 
 use serde::{Deserialize, Serialize};

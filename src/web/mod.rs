@@ -19,7 +19,7 @@ mod redirect_guard;
 use std::collections::HashMap;
 
 use poem::{
-    Body, EndpointExt, Request, Response, Route, get, handler,
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler,
     http::{StatusCode, header},
     middleware::SetHeader,
     web::Data,
@@ -39,9 +39,18 @@ use crate::{
 
 pub use cookies::{CSRF_COOKIE, SESSION_COOKIE};
 
-/// Adds the browser routes, each with the page security headers, to `route`.
-pub fn mount(route: Route) -> Route {
-    route
+/// The browser routes and their methods, for `Allow` on a 405 ([`crate::api::allow`]).
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/oauth2/authorize", &["GET", "POST"]),
+    ("/login", &["GET", "POST"]),
+    ("/logout", &["GET", "POST"]),
+    ("/", &["GET"]),
+];
+
+/// Adds the browser routes, each with the page security headers, to `route`, and serves the
+/// home page at exactly `/` ahead of `route` (where the API, nested at `/`, would answer it).
+pub fn mount(route: Route) -> impl Endpoint {
+    let route = route
         .at(
             "/oauth2/authorize",
             get(authorize_get).post(authorize_post).with(page_headers()),
@@ -53,8 +62,29 @@ pub fn mount(route: Route) -> Route {
         .at(
             "/logout",
             get(logout_page).post(logout).with(page_headers()),
-        )
-        .at("/", get(home).with(page_headers()))
+        );
+    WithHome {
+        home: get(home).with(page_headers()).map_to_response().boxed(),
+        inner: route,
+    }
+}
+
+/// Answers `/` with the home page, every other path with `inner`.
+struct WithHome<E> {
+    home: poem::endpoint::BoxEndpoint<'static, Response>,
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for WithHome<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if req.uri().path() == "/" {
+            self.home.call(req).await
+        } else {
+            Ok(self.inner.call(req).await?.into_response())
+        }
+    }
 }
 
 fn page_headers() -> SetHeader {
@@ -165,11 +195,12 @@ fn login_page(
     return_to: &str,
     username: &str,
     csrf_cookie: Option<&str>,
+    app: Option<&str>,
 ) -> Response {
     let pair = csrf::for_page(&state.session_key, state.now(), csrf_cookie);
     let mut resp = html(
         status,
-        pages::login(error, &pair.field, return_to, username),
+        pages::login(error, &pair.field, return_to, username, app),
     );
     let name = cookies::csrf_name(&state.config);
     let c = set_cookie(
@@ -184,6 +215,18 @@ fn login_page(
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// The name of the application whose authorization request `return_to` continues, if any.
+async fn asking_app(state: &AppState, return_to: &str) -> Option<String> {
+    let query = return_to.strip_prefix("/oauth2/authorize?")?;
+    let (params, _) = authorize::parse_query(query);
+    let id = params.get("client_id")?;
+    crate::oauth::client::get(state, id)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.client_name)
 }
 
 /// Only local paths back into the authorization flow (or home) may follow a login.
@@ -231,6 +274,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             &return_to,
             "",
             cookie(req, cookies::csrf_name(&state.config)).as_deref(),
+            Some(&client.client_name),
         );
     };
     match authorize::after_login(state, &session, &areq).await {
@@ -257,9 +301,17 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     let txn = authorize::seal_pending(state, &session, &areq);
+    let this_request = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
     html(
         StatusCode::OK,
-        pages::consent(&client.client_name, &host, &user.username, &scopes, &txn),
+        pages::consent(
+            &client.client_name,
+            &host,
+            &user.username,
+            &scopes,
+            &txn,
+            &this_request,
+        ),
     )
 }
 
@@ -312,6 +364,7 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
 async fn login_get(req: &Request, Data(state): Data<&AppState>) -> Response {
     let (params, _) = authorize::parse_query(req.uri().query().unwrap_or(""));
     let return_to = safe_return_to(params.get("return_to").map(String::as_str).unwrap_or("/"));
+    let app = asking_app(state, return_to).await;
     login_page(
         state,
         StatusCode::OK,
@@ -319,6 +372,7 @@ async fn login_get(req: &Request, Data(state): Data<&AppState>) -> Response {
         return_to,
         "",
         cookie(req, cookies::csrf_name(&state.config)).as_deref(),
+        app.as_deref(),
     )
 }
 
@@ -332,10 +386,13 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             "/",
             "",
             None,
+            None,
         );
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     let return_to = safe_return_to(field("return_to"));
+    let app = asking_app(state, return_to).await;
+    let app = app.as_deref();
     let csrf_ok = csrf::check(
         &state.session_key,
         state.now(),
@@ -350,6 +407,7 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             return_to,
             field("username"),
             None,
+            app,
         );
     }
     let attempt = throttle::Attempt::sign_in(field("username"), client_ip::of(req, state));
@@ -397,6 +455,7 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
             return_to,
             field("username"),
             cookie(req, cookies::csrf_name(&state.config)).as_deref(),
+            app,
         ),
         Err(Refusal::Throttled(t)) => {
             let (user, csrf) = (field("username"), cookie(req, CSRF_COOKIE));
@@ -408,6 +467,7 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
                 return_to,
                 user,
                 csrf.as_deref(),
+                app,
             );
             if let Ok(v) = t.retry_after.to_string().parse() {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -442,8 +502,10 @@ fn same_origin(state: &AppState, req: &Request) -> bool {
     }
 }
 
+/// Signs out; with a `return_to` back into an authorization request ("Not you?" on the
+/// consent page), continues there, so the other account signs in to the same request.
 #[handler]
-async fn logout(req: &Request, Data(state): Data<&AppState>) -> Response {
+async fn logout(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
     if !same_origin(state, req) {
         return html(
             StatusCode::FORBIDDEN,
@@ -455,10 +517,18 @@ async fn logout(req: &Request, Data(state): Data<&AppState>) -> Response {
             return server_error_page(&e);
         }
     }
-    let mut resp = html(
-        StatusCode::OK,
-        pages::message("Signed out", "You are signed out of Hallpass."),
-    );
+    let back = read_form(req, body)
+        .await
+        .and_then(|f| f.get("return_to").cloned())
+        .map(|r| safe_return_to(&r).to_string())
+        .filter(|r| r != "/");
+    let mut resp = match back {
+        Some(url) => see_other(&url),
+        None => html(
+            StatusCode::OK,
+            pages::message("Signed out", "You are signed out of Hallpass."),
+        ),
+    };
     let name = cookies::session_name(&state.config);
     if let Ok(v) = set_cookie(state, name, "", "/", "Lax", 0).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -468,9 +538,9 @@ async fn logout(req: &Request, Data(state): Data<&AppState>) -> Response {
 
 #[handler]
 async fn home(req: &Request, Data(state): Data<&AppState>) -> Response {
-    let text = match current_session(state, req).await {
-        Ok(Some((_, user))) => format!("You are signed in as {}.", user.username),
-        _ => "Hallpass is an OAuth 2.0 authorization server.".to_string(),
+    let user = match current_session(state, req).await {
+        Ok(Some((_, user))) => Some(user.username),
+        _ => None,
     };
-    html(StatusCode::OK, pages::message("Hallpass", &text))
+    html(StatusCode::OK, pages::home(user.as_deref()))
 }

@@ -23,7 +23,7 @@ pub(super) fn layout(title: &str, body: &str) -> String {
 <title>{title} · Hallpass</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}}
 label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;box-sizing:border-box}}
-button{{padding:.5rem 1.2rem;margin:1rem .5rem 0 0}}.error{{color:#a00}}li{{margin:.4rem 0}}code{{background:#eee;padding:0 .2rem}}</style>
+button{{padding:.5rem 1.2rem;margin:1rem .5rem 0 0}}.error{{color:#a00}}li{{margin:.4rem 0}}code{{background:#eee;padding:0 .2rem}}button.link{{background:none;border:0;padding:0;margin:0;color:#06c;text-decoration:underline;cursor:pointer;font:inherit}}</style>
 </head><body><h1>{title}</h1>
 {body}
 </body></html>"#,
@@ -32,14 +32,28 @@ button{{padding:.5rem 1.2rem;margin:1rem .5rem 0 0}}.error{{color:#a00}}li{{marg
 }
 
 /// The login form. `csrf` is the double-submit token, `return_to` a local path.
-pub fn login(error: Option<&str>, csrf: &str, return_to: &str, username: &str) -> String {
+pub fn login(
+    error: Option<&str>,
+    csrf: &str,
+    return_to: &str,
+    username: &str,
+    app: Option<&str>,
+) -> String {
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
+    let app = app
+        .map(|a| {
+            format!(
+                "<p>Sign in to continue to <strong>{}</strong>.</p>",
+                escape(a)
+            )
+        })
         .unwrap_or_default();
     layout(
         "Sign in",
         &format!(
-            r#"{error}<form method="post" action="/login">
+            r#"{app}{error}<form method="post" action="/login">
 <input type="hidden" name="csrf" value="{csrf}">
 <input type="hidden" name="return_to" value="{return_to}">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" value="{username}" required>
@@ -60,6 +74,7 @@ pub fn consent(
     username: &str,
     scopes: &[(String, String)],
     txn: &str,
+    this_request: &str,
 ) -> String {
     let items: String = scopes
         .iter()
@@ -81,11 +96,37 @@ pub fn consent(
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>
-<p><small>Signed in as {user}. <a href="/logout">Not you?</a></small></p>"#,
+<form method="post" action="/logout"><input type="hidden" name="return_to" value="{back}">
+<p><small>Signed in as {user}. <button type="submit" class="link">Not you?</button></small></p></form>"#,
+            back = escape(this_request),
             client = escape(client_name),
             host = escape(redirect_host),
             user = escape(username),
             txn = escape(txn),
+        ),
+    )
+}
+
+/// The home page: what Hallpass is, links, and who is signed in.
+pub fn home(signed_in_as: Option<&str>) -> String {
+    let who = match signed_in_as {
+        Some(user) => format!(
+            r#"<p>Signed in as <strong>{}</strong>.</p>
+<form method="post" action="/logout"><button type="submit">Sign out</button></form>"#,
+            escape(user)
+        ),
+        None => r#"<p>You are not signed in. <a href="/login">Sign in</a></p>"#.to_string(),
+    };
+    layout(
+        "Hallpass",
+        &format!(
+            r#"<p>Hallpass is an OAuth 2.0 authorization server.</p>
+{who}
+<ul>
+<li><a href="/docs">API documentation (Swagger UI)</a></li>
+<li><a href="/openapi.yaml">OpenAPI spec</a></li>
+<li><a href="/.well-known/oauth-authorization-server">Authorization server metadata</a></li>
+</ul>"#
         ),
     )
 }
@@ -129,11 +170,15 @@ mod tests {
             "u&u",
             &[("s".into(), "<b>".into())],
             "t'",
+            "/oauth2/authorize?a=1&b=\"",
         );
+        assert!(page.contains("value=\"/oauth2/authorize?a=1&amp;b=&quot;\""));
         assert!(!page.contains("<script>x"));
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(page.contains("a&quot;b"));
         assert!(page.contains("u&amp;u"));
         assert!(page.contains("t&#x27;"));
+        let login = login(None, "c", "/", "", Some("<i>App</i>"));
+        assert!(login.contains("continue to <strong>&lt;i&gt;App&lt;/i&gt;</strong>"));
     }
 }
