@@ -211,3 +211,26 @@ def test_a_token_request_from_an_origin_the_client_does_not_allow_is_refused_and
     assert redeemed["status"] == 200, redeemed
     # The beer locker does not answer the other origin either.
     assert beers_elsewhere.startswith("refused: TypeError"), beers_elsewhere
+
+
+def test_a_client_that_lists_another_origin_in_allowed_cors_origins_is_answered_there(page):
+    user = conftest.new_user()
+    client = conftest.new_client(
+        user,
+        client_name="Beer SPA",
+        redirect_uris=[f"{SPA_ORIGIN}/"],
+        token_endpoint_auth_method="none",
+        allowed_cors_origins=[OTHER_ORIGIN],
+    )
+    code, verifier = conftest.code_without_browser(user, client, "beers:read")
+    other = spa_site(OTHER_ORIGIN, client)
+    try:
+        page.goto(f"{OTHER_ORIGIN}/")
+        expect(page.locator("body[data-state=ready]")).to_be_attached()
+        redeemed = page.evaluate("([c, v]) => spa.redeem(c, v)", [code, verifier])
+        page.shots.take(page, "listed-origin")
+    finally:
+        other.close()
+
+    assert redeemed["status"] == 200, redeemed
+    assert redeemed["body"]["scope"] == "beers:read"
