@@ -13,6 +13,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod redis_conn;
 pub mod schema;
 
 use std::time::Duration;
