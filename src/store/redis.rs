@@ -11,7 +11,8 @@
 //! Writes that may run twice: redis-rs resends a command that timed out, so a command can
 //! execute twice. `take` therefore leaves a marker naming the caller's request (a random id
 //! sent with the script) for [`TAKEN_MARKER_TTL`], and a resent take with the same id gets the
-//! value again; a compare-and-swap that finds the key already at the new value succeeds.
+//! value again; a compare-and-swap that finds the key already at the new value succeeds, and
+//! so does a `put_new` that finds its own value (`SET NX GET`, Redis 7 or later).
 //!
 //! Durability: with `wait_replicas` > 0, writes to security-critical keys
 //! ([`super::schema::is_security_critical`]) are followed by `WAIT` in the same pipeline (so
@@ -292,13 +293,15 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        // `GET` returns the value already there: when it is ours, this is a resent command
+        // whose first execution created the key (values that must be created once are unique).
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(key)).arg(value).arg("NX");
+        cmd.arg(self.key(key)).arg(value).arg("NX").arg("GET");
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(millis(ttl));
         }
-        let reply: Option<String> = self.run(key, cmd).await?;
-        Ok(reply.is_some())
+        let before: Option<Vec<u8>> = self.run(key, cmd).await?;
+        Ok(before.is_none_or(|b| b == value))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -47,6 +47,10 @@ pub struct RedisOptions {
     pub wait_replicas: u32,
     /// How long such a write waits for them (`HALLPASS_REDIS_WAIT_TIMEOUT_MS`).
     pub wait_timeout: Duration,
+    /// Tests only: send every command twice and keep the second reply, as redis-rs does when
+    /// it resends a command that timed out after Redis executed it.
+    #[doc(hidden)]
+    pub send_twice: bool,
 }
 
 impl RedisOptions {
@@ -65,6 +69,7 @@ impl RedisOptions {
             response_timeout: Duration::from_millis(2000),
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(500),
+            send_twice: false,
         }
     }
 
@@ -110,6 +115,15 @@ impl RedisOptions {
 
     /// Connects (the first command of the store calls this, and so does a rebuild).
     pub(crate) async fn connect(&self) -> Result<Conn, Problem> {
+        let conn = self.connect_once().await?;
+        Ok(if self.send_twice {
+            Conn::Twice(Box::new(conn))
+        } else {
+            conn
+        })
+    }
+
+    async fn connect_once(&self) -> Result<Conn, Problem> {
         let certs = self.certs()?;
         match &self.target {
             RedisTarget::Node(url) => {
@@ -172,6 +186,8 @@ pub enum Conn {
     Node(ConnectionManager),
     /// A cluster, routing each command to the master of its key's slot.
     Cluster(ClusterConnection),
+    /// Tests only: every command sent twice (see [`RedisOptions::send_twice`]).
+    Twice(Box<Conn>),
 }
 
 impl ConnectionLike for Conn {
@@ -179,6 +195,10 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Node(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Twice(c) => Box::pin(async move {
+                c.req_packed_command(cmd).await?;
+                c.req_packed_command(cmd).await
+            }),
         }
     }
 
@@ -191,6 +211,10 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Node(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Twice(c) => Box::pin(async move {
+                c.req_packed_commands(pipeline, offset, count).await?;
+                c.req_packed_commands(pipeline, offset, count).await
+            }),
         }
     }
 
@@ -198,6 +222,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Node(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Twice(c) => c.get_db(),
         }
     }
 }

@@ -8,7 +8,9 @@ use crate::helpers::{Backend, backends, spawn_app_with_store};
 
 fn hallpass() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallpass"));
-    cmd.env_remove("REDIS_URL").env("RUST_LOG", "error");
+    cmd.env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env("RUST_LOG", "error");
     cmd
 }
 

@@ -1,5 +1,5 @@
 //! The one integration-test binary: every test drives a real server over HTTP on port 0, on
-//! the memory store and, when `REDIS_URL` is set, again on Redis.
+//! the memory store and again on each Redis the environment offers (single node, TLS, cluster).
 
 // Tests may unwrap, expect and panic (the `[lints]` table denies them in src/).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,6 +15,7 @@ mod flow;
 mod helpers;
 mod key_rotation;
 mod openapi_spec;
+mod redis_backends;
 mod refresh;
 mod revoke_introspect;
 mod store;
