@@ -224,3 +224,43 @@ async fn three_instances_share_sessions_codes_families_and_revocations() {
     assert_oauth_error(a.redeem(&client, &code).await, 400, "invalid_grant").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `HALLPASS_REDIS_WAIT_REPLICAS`, security-critical writes wait for the replicas: on the
+/// cluster (one replica per master) one replica acknowledges and the flow works; asking for
+/// more replicas than exist makes those writes answer 503 with `Retry-After`.
+#[tokio::test]
+async fn security_critical_writes_wait_for_replicas_or_answer_503() {
+    let Some(backend) = cluster_backend() else {
+        eprintln!(
+            "REDIS_CLUSTER_URLS unset: the durability test needs the cluster of .ci/redis-up"
+        );
+        return;
+    };
+    for (replicas, redeemed) in [(1, true), (3, false)] {
+        let prefix = format!("hallpass-test:{}:", hallpass::crypto::random_id());
+        let mut options = backend.redis_options(&prefix).unwrap();
+        options.wait_replicas = replicas;
+        options.wait_timeout = std::time::Duration::from_millis(200);
+        let store = Arc::new(RedisStore::open(options).with_journal());
+        let app = spawn_app_with_store(store.clone(), |_| {}).await;
+        let c = app.confidential_client().await;
+        let query = app.authorize_query(&c, &[]);
+        let session = app.login(&c.owner).await;
+        let txn = app.consent_txn(&query, &session).await;
+        let resp = app.post_consent(&session, &txn, "allow").await;
+        if redeemed {
+            assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+            let code = query_params(&location(&resp))["code"].clone();
+            assert_eq!(app.redeem(&c, &code).await.status(), StatusCode::OK);
+        } else {
+            assert_eq!(
+                resp.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the code write is not durable"
+            );
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        drop(app);
+        expire(&store).await;
+    }
+}
