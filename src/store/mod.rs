@@ -3,7 +3,8 @@
 //! [`Store`] is a small set of key-value primitives with the exact semantics both backends
 //! implement identically (and prove with the same conformance tests):
 //! - [`memory::MemoryStore`]: one process, nothing survives a restart; for development and tests.
-//! - [`redis::RedisStore`]: Redis through a connection manager that reconnects by itself.
+//! - [`redis::RedisStore`]: one Redis node or a Redis Cluster, over TCP or TLS, reconnecting by
+//!   itself ([`redis_conn`] connects and names failures for operators).
 //!
 //! Every operation touches exactly one key, so every operation is atomic on its own and safe
 //! on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly

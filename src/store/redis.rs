@@ -12,7 +12,8 @@
 //! execute twice. `take` therefore leaves a marker naming the caller's request (a random id
 //! sent with the script) for [`TAKEN_MARKER_TTL`], and a resent take with the same id gets the
 //! value again; a compare-and-swap that finds the key already at the new value succeeds, and
-//! so does a `put_new` that finds its own value (`SET NX GET`, Redis 7 or later).
+//! a `put_new` records its request id for the same time under a key of the same hash slot
+//! ([`sibling`]), so its resent command reports the creation again.
 //!
 //! Durability: with `wait_replicas` > 0, writes to security-critical keys
 //! ([`super::schema::is_security_critical`]) are followed by `WAIT` in the same pipeline (so
@@ -70,6 +71,38 @@ return 1";
 
 /// The keys a store wrote (see [`RedisStore::with_journal`]).
 pub type Journal = Arc<Mutex<HashSet<String>>>;
+
+/// `put_new`: creates KEYS[1] and records the request id under KEYS[2] (same slot), so a
+/// resent command with the same id reports the creation again.
+const PUT_NEW: &str = r"local ok
+if tonumber(ARGV[2]) > 0 then
+  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+else
+  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+end
+if ok then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then return 1 end
+return 0";
+
+/// A key in the same hash slot as `key`: `key` with a suffix when it already carries a hash
+/// tag (the tag still decides), else `{key}` with a suffix (the whole key is the tag, so the
+/// slot is the key's own). `None` for a key with braces but no valid tag (only a prefix can
+/// hold braces): its `put_new` is then a plain `SET NX`.
+fn sibling(key: &str) -> Option<String> {
+    let tagged = key
+        .find('{')
+        .is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0));
+    if tagged {
+        Some(format!("{key}:put-id"))
+    } else if !key.contains(['{', '}']) {
+        Some(format!("{{{key}}}:put-id"))
+    } else {
+        None
+    }
+}
 
 /// See the module documentation.
 pub struct RedisStore {
@@ -270,6 +303,26 @@ fn eval(source: &str, key: &str, args: &[&[u8]]) -> redis::Cmd {
     cmd
 }
 
+#[cfg(test)]
+mod tests {
+    use super::sibling;
+
+    /// The sibling key hashes to the same Redis Cluster slot as the key.
+    #[test]
+    fn a_sibling_key_keeps_the_hash_tag_that_decides_the_slot() {
+        assert_eq!(
+            sibling("hallpass:code:abc").as_deref(),
+            Some("{hallpass:code:abc}:put-id")
+        );
+        assert_eq!(
+            sibling("{hp}:code:abc").as_deref(),
+            Some("{hp}:code:abc:put-id")
+        );
+        assert_eq!(sibling("a{}b"), None);
+        assert_eq!(sibling("a}b"), None);
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -293,15 +346,27 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        // `GET` returns the value already there: when it is ours, this is a resent command
-        // whose first execution created the key (values that must be created once are unique).
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(key)).arg(value).arg("NX").arg("GET");
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(millis(ttl));
-        }
-        let before: Option<Vec<u8>> = self.run(key, cmd).await?;
-        Ok(before.is_none_or(|b| b == value))
+        let request = crate::crypto::random_id();
+        let ttl = ttl.map(millis).unwrap_or(0).to_string();
+        let marker_ttl = millis(TAKEN_MARKER_TTL).to_string();
+        let full = self.key(key);
+        let Some(sibling) = sibling(&full) else {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&full).arg(value).arg("NX");
+            if let Some(ttl) = ttl.parse::<u64>().ok().filter(|t| *t > 0) {
+                cmd.arg("PX").arg(ttl);
+            }
+            let reply: Option<String> = self.run(key, cmd).await?;
+            return Ok(reply.is_some());
+        };
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT_NEW).arg(2).arg(&full).arg(&sibling);
+        cmd.arg(value)
+            .arg(&ttl)
+            .arg(request.as_bytes())
+            .arg(&marker_ttl);
+        let created: i64 = self.run(key, cmd).await?;
+        Ok(created == 1)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -139,7 +139,7 @@ impl RedisOptions {
                     .set_max_delay(Duration::from_millis(500));
                 let manager = ConnectionManager::new_with_config(client, config)
                     .await
-                    .map_err(|e| describe(&e))?;
+                    .map_err(|e| describe_connect(&e, url.starts_with("rediss://")))?;
                 Ok(Conn::Node(manager))
             }
             RedisTarget::Cluster(urls) => {
@@ -154,10 +154,9 @@ impl RedisOptions {
                     builder = builder.certs(c);
                 }
                 let client = builder.build().map_err(|e| describe(&e))?;
-                let conn = client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| describe(&e))?;
+                let conn = client.get_async_connection().await.map_err(|e| {
+                    describe_connect(&e, urls.iter().any(|u| u.starts_with("rediss://")))
+                })?;
                 Ok(Conn::Cluster(conn))
             }
         }
@@ -242,6 +241,19 @@ impl Problem {
         match self {
             Problem::Unreachable(m) | Problem::Fatal(m) => m,
         }
+    }
+}
+
+/// Names an error while connecting: over TLS, a failure that is neither a refusal nor a
+/// timeout is the TLS layer (for example a server that does not speak TLS).
+fn describe_connect(e: &RedisError, tls: bool) -> Problem {
+    match describe(e) {
+        Problem::Unreachable(_) if tls && !e.is_timeout() && !e.is_connection_refusal() => {
+            Problem::Fatal(format!(
+                "TLS to Redis failed: does the server speak TLS on that port, and did the CA in HALLPASS_REDIS_CA_FILE sign its certificate? ({e})"
+            ))
+        }
+        other => other,
     }
 }
 
