@@ -303,26 +303,6 @@ fn eval(source: &str, key: &str, args: &[&[u8]]) -> redis::Cmd {
     cmd
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sibling;
-
-    /// The sibling key hashes to the same Redis Cluster slot as the key.
-    #[test]
-    fn a_sibling_key_keeps_the_hash_tag_that_decides_the_slot() {
-        assert_eq!(
-            sibling("hallpass:code:abc").as_deref(),
-            Some("{hallpass:code:abc}:put-id")
-        );
-        assert_eq!(
-            sibling("{hp}:code:abc").as_deref(),
-            Some("{hp}:code:abc:put-id")
-        );
-        assert_eq!(sibling("a{}b"), None);
-        assert_eq!(sibling("a}b"), None);
-    }
-}
-
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -439,5 +419,25 @@ impl Store for RedisStore {
         let mut c = self.conn().await?;
         self.ok(redis::cmd("PING").query_async::<String>(&mut c).await)
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling;
+
+    /// The sibling key hashes to the same Redis Cluster slot as the key.
+    #[test]
+    fn a_sibling_key_keeps_the_hash_tag_that_decides_the_slot() {
+        assert_eq!(
+            sibling("hallpass:code:abc").as_deref(),
+            Some("{hallpass:code:abc}:put-id")
+        );
+        assert_eq!(
+            sibling("{hp}:code:abc").as_deref(),
+            Some("{hp}:code:abc:put-id")
+        );
+        assert_eq!(sibling("a{}b"), None);
+        assert_eq!(sibling("a}b"), None);
     }
 }

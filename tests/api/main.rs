@@ -6,6 +6,7 @@
 
 mod accounts;
 mod authorize;
+mod backends;
 mod beer_locker;
 mod cli;
 mod connections;
