@@ -1,14 +1,21 @@
 //! Load test of `client_credentials` at the token endpoint, over real HTTP on loopback.
 //!
 //! The server is the shared test server (`hallpass::testing`, built like `main` builds it)
-//! and runs in this process on its own tokio runtime (the store is Redis when
-//! `REDIS_URL` is set, else memory); the load generator runs on a second runtime and keeps
-//! `BENCH_CONNECTIONS` keep-alive connections busy for `BENCH_SECS` seconds, after a warm-up.
+//! and runs in this process on its own tokio runtime (the store is the Redis Cluster when
+//! `REDIS_CLUSTER_URLS` is set, else Redis when `REDIS_URL` is, else memory);
+//! `BENCH_INSTANCES` servers (default 1), each with its own store connection, share the store
+//! and one keys directory, and the connections are spread over them. The load generator runs
+//! on a second runtime and keeps `BENCH_CONNECTIONS` keep-alive connections busy for
+//! `BENCH_SECS` seconds, after a warm-up; `BENCH_RATE` (requests/s in all, 0 = as fast as
+//! possible) paces them for a soak. Prints the resident memory of the process at the start and
+//! the end of the measured run.
 //! Requests are pre-serialised bytes and responses are read by `Content-Length`, so the
 //! generator costs little next to the server. Prints throughput and latency percentiles.
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench token_endpoint
+//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_INSTANCES=2 cargo bench --bench token_endpoint
+//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_SECS=600 BENCH_RATE=2000 cargo bench --bench token_endpoint
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -20,7 +27,11 @@ use std::{
 
 use hallpass::{
     oauth::{client, users},
-    store::{Store, memory::MemoryStore, redis::RedisStore},
+    store::{
+        Store,
+        memory::MemoryStore,
+        redis::{RedisOptions, RedisStore, RedisTarget},
+    },
     testing::TestServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,16 +54,55 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (_server, port, client_id, secret, store_name) = server_rt.block_on(async {
-        let (store, name): (Arc<dyn Store>, &str) = match std::env::var("REDIS_URL") {
-            Ok(url) if !url.is_empty() => {
-                let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
-                (Arc::new(RedisStore::new(&url, &prefix).unwrap()), "redis")
+    let instances = env_u64("BENCH_INSTANCES", 1).max(1) as usize;
+    let rate = env_u64("BENCH_RATE", 0);
+    let (_servers, ports, client_id, secret, store_name) = server_rt.block_on(async {
+        let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
+        let cluster = std::env::var("REDIS_CLUSTER_URLS")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let node = std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty());
+        let open = || -> Arc<dyn Store> {
+            if let Some(urls) = &cluster {
+                let seeds = urls.split(',').map(|u| u.trim().to_string()).collect();
+                Arc::new(RedisStore::open(RedisOptions::new(
+                    RedisTarget::Cluster(seeds),
+                    &prefix,
+                )))
+            } else if let Some(url) = &node {
+                Arc::new(RedisStore::new(url, &prefix).unwrap())
+            } else {
+                Arc::new(MemoryStore::new())
             }
-            _ => (Arc::new(MemoryStore::new()), "memory"),
         };
-        let server = TestServer::spawn(store, |_| {}).await.unwrap();
-        let state = &server.state;
+        let name = if cluster.is_some() {
+            "redis-cluster"
+        } else if node.is_some() {
+            "redis"
+        } else {
+            "memory"
+        };
+        let shared = open();
+        let dir = std::env::temp_dir().join(format!(
+            "hallpass-bench-keys-{}",
+            hallpass::crypto::random_id()
+        ));
+        let mut servers = Vec::new();
+        for i in 0..instances {
+            // Memory cannot be shared between instances that each open their own store.
+            let store = if i == 0 || name == "memory" {
+                shared.clone()
+            } else {
+                open()
+            };
+            let dir = dir.clone();
+            servers.push(
+                TestServer::spawn(store, move |c| c.keys_dir = dir)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let state = &servers[0].state;
         let user = users::register(state, "bench", "bench password")
             .await
             .unwrap();
@@ -63,18 +113,26 @@ fn main() {
             ..Default::default()
         };
         let (c, secret) = client::register(state, &user, reg).await.unwrap();
-        let port = server.port;
-        (server, port, c.client_id, secret.unwrap(), name)
+        let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+        (servers, ports, c.client_id, secret.unwrap(), name)
     });
 
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
     let body = "grant_type=client_credentials";
-    let request = format!(
-        "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let request: Arc<[u8]> = request.into_bytes().into();
+    let requests: Vec<Arc<[u8]>> = ports
+        .iter()
+        .map(|port| {
+            format!(
+                "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+            .into()
+        })
+        .collect();
+    // Each connection's pace when a total rate is asked for.
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
@@ -83,11 +141,14 @@ fn main() {
         .unwrap();
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(secs);
-    let (mut latencies, errors) = client_rt.block_on(async move {
+    let (mut latencies, errors, (rss_start, rss_end)) = client_rt.block_on(async move {
         let start = Instant::now();
+        let rss_start = Arc::new(std::sync::Mutex::new(None));
         let tasks: Vec<_> = (0..connections)
-            .map(|_| {
-                let request = request.clone();
+            .map(|i| {
+                let request = requests[i % requests.len()].clone();
+                let port = ports[i % ports.len()];
+                let rss_start = rss_start.clone();
                 tokio::spawn(async move {
                     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
                         .await
@@ -100,6 +161,12 @@ fn main() {
                         let t0 = Instant::now();
                         if t0 - start > warmup + measure {
                             break;
+                        }
+                        if let Some(every) = interval {
+                            tokio::time::sleep(every.saturating_sub(t0.elapsed())).await;
+                        }
+                        if t0 - start >= warmup {
+                            rss_start.lock().unwrap().get_or_insert_with(rss_kib);
                         }
                         stream.write_all(&request).await.unwrap();
                         let status_ok = read_response(&mut stream, &mut buf).await;
@@ -121,13 +188,14 @@ fn main() {
             all.extend(lat);
             errors += e;
         }
-        (all, errors)
+        let rss = (rss_start.lock().unwrap().unwrap_or(0), rss_kib());
+        (all, errors, rss)
     });
     latencies.sort();
     let n = latencies.len();
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "token_endpoint client_credentials store={store_name} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs}"
+        "token_endpoint client_credentials store={store_name} instances={instances} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs} rate={rate}"
     );
     println!(
         "  {n} requests, {errors} errors, {:.0} tokens/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -136,7 +204,20 @@ fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies[n - 1].as_secs_f64() * 1e3,
     );
+    println!("  RSS {rss_start} KiB at the start, {rss_end} KiB at the end");
     assert_eq!(errors, 0, "every request must succeed");
+}
+
+/// This process's resident memory, KiB (Linux; 0 elsewhere).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Reads one HTTP/1.1 response; returns whether it was a 200.

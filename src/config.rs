@@ -10,6 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::ValueEnum;
 use url::Url;
 
+use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::uri::is_loopback_host;
 
 /// The scopes offered when `HALLPASS_SCOPES` is not set.
@@ -153,19 +154,92 @@ pub struct KeyArgs {
 /// The store settings: all `hallpass users create` needs.
 #[derive(clap::Args, Clone)]
 pub struct RedisArgs {
-    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build). Unset: the in-memory store, which keeps nothing
-    /// across restarts.
+    /// Redis URL of one node (`redis://`, `rediss://` for TLS, `redis+unix://`). Unset (and no
+    /// cluster): the in-memory store, which keeps nothing across restarts.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// A Redis Cluster instead: comma-separated seed URLs (`redis://` or `rediss://`).
+    #[arg(long, env = "REDIS_CLUSTER_URLS", hide_env_values = true)]
+    pub redis_cluster_urls: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
     pub redis_prefix: String,
+    /// PEM file of a private CA that signed the Redis servers' TLS certificates.
+    #[arg(long, env = "HALLPASS_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// Milliseconds to open one Redis connection.
+    #[arg(
+        long,
+        env = "HALLPASS_REDIS_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub redis_connect_timeout_ms: u64,
+    /// Milliseconds to wait for one Redis reply.
+    #[arg(
+        long,
+        env = "HALLPASS_REDIS_RESPONSE_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub redis_response_timeout_ms: u64,
+    /// Replicas that must acknowledge security-critical writes (WAIT); 0 does not wait.
+    #[arg(long, env = "HALLPASS_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// Milliseconds such a write waits for its replicas before answering 503.
+    #[arg(long, env = "HALLPASS_REDIS_WAIT_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_wait_timeout_ms: u64,
+}
+
+impl RedisArgs {
+    /// The validated store settings: `None` for the memory store.
+    pub fn options(&self) -> Result<Option<RedisOptions>, ConfigError> {
+        let node = validate_redis_url(self.redis_url.clone())?;
+        let seeds: Vec<String> = self
+            .redis_cluster_urls
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
+        let target = match (node, seeds.is_empty()) {
+            (Some(_), false) => {
+                return Err(ConfigError(
+                    "both REDIS_URL and REDIS_CLUSTER_URLS are set: set REDIS_URL for one Redis node, or REDIS_CLUSTER_URLS for a Redis Cluster, not both".into(),
+                ));
+            }
+            (Some(url), true) => RedisTarget::Node(url),
+            (None, false) => {
+                for url in &seeds {
+                    if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                        return Err(ConfigError(
+                            "REDIS_CLUSTER_URLS: every seed must start with redis:// or rediss://"
+                                .into(),
+                        ));
+                    }
+                }
+                RedisTarget::Cluster(seeds)
+            }
+            (None, true) => return Ok(None),
+        };
+        let mut options = RedisOptions::new(target, &self.redis_prefix);
+        options.ca_file = self
+            .redis_ca_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty());
+        options.connect_timeout = Duration::from_millis(self.redis_connect_timeout_ms.max(1));
+        options.response_timeout = Duration::from_millis(self.redis_response_timeout_ms.max(1));
+        options.wait_replicas = self.redis_wait_replicas;
+        options.wait_timeout = Duration::from_millis(self.redis_wait_timeout_ms.max(1));
+        Ok(Some(options))
+    }
 }
 
 impl std::fmt::Debug for RedisArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisArgs")
             .field("store", &redis_location(self.redis_url.as_deref()))
+            .field("cluster", &self.redis_cluster_urls.is_some())
             .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
@@ -207,6 +281,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Redis key prefix (`HALLPASS_REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// The whole Redis setting (cluster, TLS CA, timeouts, durability) when it is more than
+    /// `redis_url` with defaults; takes precedence over `redis_url` and `redis_prefix`.
+    pub redis: Option<RedisOptions>,
     /// JWKS cache lifetime, seconds (`HALLPASS_JWKS_MAX_AGE`).
     pub jwks_max_age: u64,
     /// Refresh-token reuse grace window, seconds (`HALLPASS_REFRESH_GRACE`).
@@ -273,6 +350,7 @@ impl Default for Config {
             audience: "http://127.0.0.1:3000".into(),
             redis_url: None,
             redis_prefix: "hallpass:".into(),
+            redis: None,
             jwks_max_age: 300,
             refresh_grace: 30,
             refresh_idle_ttl: 1_209_600,
@@ -291,6 +369,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The Redis store's settings: [`Config::redis`] when set, else `redis_url` with the
+    /// default timeouts; `None` for the memory store.
+    pub fn redis_options(&self) -> Option<RedisOptions> {
+        self.redis.clone().or_else(|| {
+            self.redis_url
+                .as_deref()
+                .map(|url| RedisOptions::node(url, &self.redis_prefix))
+        })
+    }
+
     /// Validates the raw settings.
     pub fn from_args(args: ConfigArgs) -> Result<Config, ConfigError> {
         let issuer = validate_issuer(&args.issuer)?;
@@ -315,6 +403,7 @@ impl Config {
             Some(a) => a,
             None => issuer.clone(),
         };
+        let redis = args.redis.options()?;
         let redis_url = validate_redis_url(args.redis.redis_url)?;
         let first_party_clients =
             crate::oauth::first_party::parse_setting(&args.first_party_clients)
@@ -340,6 +429,7 @@ impl Config {
             audience,
             redis_url,
             redis_prefix: args.redis.redis_prefix,
+            redis,
             jwks_max_age: args.keys.jwks_max_age,
             refresh_grace: args.refresh_grace,
             refresh_idle_ttl: args.refresh_idle_ttl,
@@ -378,23 +468,17 @@ impl Config {
 }
 
 /// Checks `REDIS_URL` the same way for both binaries: empty means unset (the memory store);
-/// `redis://`, `redis+unix://` and `unix://` are accepted; `rediss://` is refused (no TLS in
-/// this build).
+/// `redis://`, `rediss://` (TLS), `redis+unix://` and `unix://` are accepted.
 pub fn validate_redis_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
     let Some(url) = raw.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    if url.starts_with("rediss://") {
-        return Err(ConfigError(
-            "REDIS_URL: rediss:// (TLS) is not supported by this build; use redis:// on a trusted network, or a local TLS tunnel such as stunnel".into(),
-        ));
-    }
-    if !["redis://", "redis+unix://", "unix://"]
+    if !["redis://", "rediss://", "redis+unix://", "unix://"]
         .iter()
         .any(|p| url.starts_with(p))
     {
         return Err(ConfigError(
-            "REDIS_URL / --redis-url must start with redis:// or redis+unix:// (or be unset for the memory store)".into(),
+            "REDIS_URL / --redis-url must start with redis://, rediss:// or redis+unix:// (or be unset for the memory store)".into(),
         ));
     }
     Ok(Some(url))
@@ -502,7 +586,7 @@ mod tests {
         assert_eq!(validate_redis_url(Some(String::new())).ok(), Some(None));
         assert!(validate_redis_url(Some("redis://127.0.0.1:6379".into())).is_ok());
         assert!(validate_redis_url(Some("redis+unix:///tmp/r.sock".into())).is_ok());
-        assert!(validate_redis_url(Some("rediss://r:6380".into())).is_err());
+        assert!(validate_redis_url(Some("rediss://r:6380".into())).is_ok());
         assert!(validate_redis_url(Some("http://r".into())).is_err());
         let url = "redis://user:s3cret@redis.internal:6380/0";
         assert_eq!(redis_location(Some(url)), "redis redis.internal:6380");
@@ -512,10 +596,45 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("s3cret"));
-        let args = RedisArgs {
-            redis_url: Some(url.into()),
-            redis_prefix: "p:".into(),
-        };
+        let args = redis_args(Some(url), None);
         assert!(!format!("{args:?}").contains("s3cret"));
+        let options = args.options().unwrap().unwrap();
+        assert!(!format!("{options:?}").contains("s3cret"));
+    }
+
+    fn redis_args(url: Option<&str>, cluster: Option<&str>) -> RedisArgs {
+        RedisArgs {
+            redis_url: url.map(String::from),
+            redis_cluster_urls: cluster.map(String::from),
+            redis_prefix: "p:".into(),
+            redis_ca_file: None,
+            redis_connect_timeout_ms: 2000,
+            redis_response_timeout_ms: 2000,
+            redis_wait_replicas: 1,
+            redis_wait_timeout_ms: 500,
+        }
+    }
+
+    #[test]
+    fn one_node_or_a_cluster_but_not_both() {
+        let both = redis_args(Some("redis://a:6379"), Some("redis://b:7000"));
+        let err = both.options().unwrap_err().0;
+        assert!(
+            err.contains("both REDIS_URL and REDIS_CLUSTER_URLS"),
+            "{err}"
+        );
+        let cluster = redis_args(None, Some(" redis://:pw@b:7000, rediss://c:7001 ,"));
+        let options = cluster.options().unwrap().unwrap();
+        assert!(
+            options.target
+                == RedisTarget::Cluster(vec![
+                    "redis://:pw@b:7000".into(),
+                    "rediss://c:7001".into()
+                ])
+        );
+        assert_eq!(options.location(), "redis cluster b:7000,c:7001");
+        assert_eq!(options.wait_replicas, 1);
+        assert!(redis_args(None, Some("http://b:7000")).options().is_err());
+        assert!(redis_args(None, None).options().unwrap().is_none());
     }
 }

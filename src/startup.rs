@@ -17,7 +17,11 @@ use crate::{
     crypto::{Passwords, random_bytes},
     error::{Challenge, OAuthError, rfc_errors},
     state::{AppState, StateParts},
-    store::{Store, memory::MemoryStore, redis::RedisStore},
+    store::{
+        Store,
+        memory::MemoryStore,
+        redis::{Problem, RedisOptions, RedisStore},
+    },
     time::{Clock, SystemClock},
     web,
 };
@@ -34,6 +38,9 @@ pub enum StartupError {
     /// Binding or another I/O step failed.
     #[error("{0}")]
     Io(String),
+    /// Redis is misconfigured (password, DB index, TLS): it will not heal by itself.
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// Every route: the OpenAPI service, Swagger UI, the spec, and the browser pages, behind the
@@ -158,46 +165,52 @@ fn warn_if_issuer_misses_bind(config: &Config) {
     }
 }
 
-/// The store `config` names: Redis when `REDIS_URL` is set, else memory (with a warning).
+/// The store `config` names: Redis (one node or a cluster) when set, else memory (with a
+/// warning).
 pub fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     Ok(open_store(
-        config.redis_url.as_deref(),
-        &config.redis_prefix,
+        config.redis_options(),
         "users, clients and codes",
     )?)
 }
 
-/// The store both binaries select the same way: Redis at `redis_url` under `prefix`, or else
-/// memory, with a warning that `what` is lost on restart.
+/// The store both binaries select the same way: Redis with `redis` options, or else memory,
+/// with a warning that `what` is lost on restart.
 pub fn open_store(
-    redis_url: Option<&str>,
-    prefix: &str,
+    redis: Option<RedisOptions>,
     what: &str,
 ) -> Result<Arc<dyn Store>, crate::store::StoreError> {
-    Ok(match redis_url {
-        Some(url) => Arc::new(RedisStore::new(url, prefix)?),
+    Ok(match redis {
+        Some(options) => Arc::new(RedisStore::open(options)),
         None => {
             tracing::warn!(
-                "using the IN-MEMORY store: {what} are lost on restart and not shared between instances; set REDIS_URL for production"
+                "using the IN-MEMORY store: {what} are lost on restart and not shared between instances; set REDIS_URL or REDIS_CLUSTER_URLS for production"
             );
             Arc::new(MemoryStore::new())
         }
     })
 }
 
-/// Logs whether the Redis store answers, naming host and port only (the URL may carry a
-/// password).
-pub async fn log_store_reachability(store: &dyn Store, redis_url: Option<&str>, prefix: &str) {
-    if redis_url.is_none() {
-        return;
-    }
-    let location = crate::config::redis_location(redis_url);
-    let at = location.trim_start_matches("redis ");
-    match store.ping().await {
-        Ok(()) => tracing::info!(redis = %at, prefix = %prefix, "store: Redis, reachable"),
-        Err(_) => {
-            tracing::warn!(redis = %at, "store: Redis NOT reachable yet; requests that need it get 503 until it is")
+/// Connects to Redis once at start and names what is wrong: a problem that cannot heal by
+/// itself (wrong password, DB index out of range, TLS or CA failure) is an error that stops
+/// the start; an unreachable node is a warning (requests get 503 until it answers). Names
+/// hosts only (the URL may carry a password).
+pub async fn check_redis(redis: Option<&RedisOptions>) -> Result<(), StartupError> {
+    let Some(options) = redis else {
+        return Ok(());
+    };
+    let location = options.location();
+    let probe = RedisStore::open(options.clone());
+    match probe.check().await {
+        Ok(()) => {
+            tracing::info!(store = %location, prefix = %options.prefix, "store: Redis, reachable");
+            Ok(())
         }
+        Err(Problem::Unreachable(why)) => {
+            tracing::warn!(store = %location, "store: {why}; requests that need it get 503 until it answers");
+            Ok(())
+        }
+        Err(Problem::Fatal(why)) => Err(StartupError::Redis(format!("{location}: {why}"))),
     }
 }
 
@@ -278,14 +291,8 @@ impl ApplicationBuilder {
         let store = match store {
             Some(store) => store,
             None => {
-                let store = build_store(&config)?;
-                log_store_reachability(
-                    store.as_ref(),
-                    config.redis_url.as_deref(),
-                    &config.redis_prefix,
-                )
-                .await;
-                store
+                check_redis(config.redis_options().as_ref()).await?;
+                build_store(&config)?
             }
         };
         let listener = match listener {

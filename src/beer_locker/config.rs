@@ -35,7 +35,7 @@ pub struct BeerLockerArgs {
     /// `https://beers.example.com`). Defaults to http:// and the bound address.
     #[arg(long, env = "BEER_LOCKER_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Redis URL (`redis://`, `redis+unix://`; `rediss://` is refused: no TLS in this build).
+    /// Redis URL (`redis://`, `rediss://` for TLS, `redis+unix://`).
     /// Unset: the in-memory store, which keeps nothing across restarts.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
@@ -146,7 +146,12 @@ impl BeerLockerConfig {
     /// The store this configuration selects: Redis when `REDIS_URL` is set, else memory
     /// (with a warning), chosen exactly as Hallpass chooses its own.
     pub fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
-        crate::startup::open_store(self.redis_url.as_deref(), &self.redis_prefix, "beers")
+        crate::startup::open_store(
+            self.redis_url
+                .as_deref()
+                .map(|url| crate::store::redis::RedisOptions::node(url, &self.redis_prefix)),
+            "beers",
+        )
     }
 }
 
@@ -225,11 +230,11 @@ mod tests {
             })
             .contains("BEER_LOCKER_BIND")
         );
-        let rediss = BeerLockerArgs {
-            redis_url: Some("rediss://r:6380".into()),
+        let http = BeerLockerArgs {
+            redis_url: Some("http://r:6380".into()),
             ..args("https://auth.example")
         };
-        assert!(err(rediss).contains("rediss://"));
+        assert!(err(http).contains("rediss://"));
         let public = BeerLockerArgs {
             public_url: Some("https://beers.example/v1".into()),
             ..args("https://auth.example")

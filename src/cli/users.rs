@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use hallpass::{
-    config::{Config, RedisArgs, validate_redis_url},
+    config::{Config, RedisArgs},
     crypto::{Passwords, random_bytes},
     keys::KeySet,
     state::{AppState, StateParts},
+    store::redis::RedisStore,
     time::SystemClock,
 };
 
@@ -35,9 +36,13 @@ pub async fn run(cmd: UsersCommand) -> CmdResult {
 }
 
 async fn create(redis: RedisArgs, username: &str) -> CmdResult {
-    let Some(redis_url) = validate_redis_url(redis.redis_url)? else {
-        return Err("users create needs REDIS_URL: the memory store would forget the user when this command exits".into());
+    let Some(options) = redis.options()? else {
+        return Err("users create needs REDIS_URL or REDIS_CLUSTER_URLS: the memory store would forget the user when this command exits".into());
     };
+    // A command cannot wait for Redis to come back: say what is wrong, in words, and stop.
+    if let Err(problem) = RedisStore::open(options.clone()).check().await {
+        return Err(format!("cannot use {}: {}", options.location(), problem.message()).into());
+    }
     let password = match std::env::var("HALLPASS_NEW_USER_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
@@ -47,8 +52,8 @@ async fn create(redis: RedisArgs, username: &str) -> CmdResult {
         }
     };
     let config = Config {
-        redis_url: Some(redis_url),
-        redis_prefix: redis.redis_prefix,
+        redis_prefix: options.prefix.clone(),
+        redis: Some(options),
         ..Config::default()
     };
     let store = hallpass::startup::build_store(&config)?;

@@ -3,16 +3,18 @@
 //! [`Store`] is a small set of key-value primitives with the exact semantics both backends
 //! implement identically (and prove with the same conformance tests):
 //! - [`memory::MemoryStore`]: one process, nothing survives a restart; for development and tests.
-//! - [`redis::RedisStore`]: Redis through a connection manager that reconnects by itself.
+//! - [`redis::RedisStore`]: one Redis node or a Redis Cluster, over TCP or TLS, reconnecting by
+//!   itself ([`redis_conn`] connects and names failures for operators).
 //!
-//! Every operation touches exactly one key, so every operation is atomic on its own and safe
-//! on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
+//! Every operation touches exactly one key (Redis's `put_new` also a request-id marker in the
+//! same hash slot), so every operation is atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
 //! (authorization codes) also carry their own expiry, checked against the injected clock.
 //! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON;
 //! every key and its lifetime is named in [`schema`].
 
 pub mod memory;
 pub mod redis;
+pub mod redis_conn;
 pub mod schema;
 
 use std::time::Duration;

@@ -133,6 +133,27 @@ pub fn escape(part: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Key shapes whose writes are security-critical (code use markers, revocations, refresh
+/// families, consents): with `HALLPASS_REDIS_WAIT_REPLICAS` set, a write to one of them waits
+/// for that many replicas, so an asynchronous failover cannot lose it silently.
+pub const SECURITY_CRITICAL: &[&str] = &[
+    "code:",
+    "used:",
+    "consent_used:",
+    "rtf:",
+    "rtfams:",
+    "deny:",
+    "consent:",
+    "consents:",
+    "session:",
+];
+
+/// Whether a write to `key` (without the deployment prefix) must be durable, see
+/// [`SECURITY_CRITICAL`].
+pub fn is_security_critical(key: &str) -> bool {
+    SECURITY_CRITICAL.iter().any(|p| key.starts_with(p))
+}
+
 /// `user:<username>`: the user record (argon2id hash, never the password).
 pub fn user(username: &str) -> String {
     format!("user:{}", escape(username))

@@ -8,7 +8,9 @@ use crate::helpers::{Backend, backends, spawn_app_with_store};
 
 fn hallpass() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallpass"));
-    cmd.env_remove("REDIS_URL").env("RUST_LOG", "error");
+    cmd.env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env("RUST_LOG", "error");
     cmd
 }
 
@@ -24,7 +26,7 @@ fn a_bad_setting_stops_the_server_with_a_message_that_says_how_to_fix_it() {
         (&["--issuer", "http://auth.example.com"], "HALLPASS_ISSUER"),
         (&["--bind", "nowhere"], "HALLPASS_BIND"),
         (&["--scopes", "bad\"scope=x"], "HALLPASS_SCOPES"),
-        (&["--redis-url", "rediss://127.0.0.1:6379"], "rediss://"),
+        (&["--redis-url", "http://127.0.0.1:6379"], "rediss://"),
     ];
     for (args, hint) in cases {
         let out = hallpass().args(args).output().unwrap();

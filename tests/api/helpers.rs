@@ -4,35 +4,12 @@
 
 use std::{future::Future, sync::Arc};
 
+pub use crate::backends::{Backend, Cleanup, backends, cluster_backend};
 use hallpass::{
-    config::Config,
-    state::AppState,
-    store::{Store, memory::MemoryStore, redis::RedisStore},
-    testing::TestServer,
-    time::MockClock,
+    config::Config, state::AppState, store::Store, testing::TestServer, time::MockClock,
 };
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-
-/// Which store a test app runs on.
-#[derive(Clone, Debug)]
-pub enum Backend {
-    /// The in-memory store.
-    Memory,
-    /// Redis at this URL, under a prefix unique to the test.
-    Redis(String),
-}
-
-/// Every backend the environment offers: memory always, Redis when `REDIS_URL` is set.
-pub fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Memory];
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        if !url.is_empty() {
-            out.push(Backend::Redis(url));
-        }
-    }
-    out
-}
 
 /// Runs `test` against a fresh app on every backend, naming the backend if it fails.
 pub async fn each_store<F, Fut>(test: F)
@@ -58,6 +35,8 @@ pub struct TestApp {
     pub clock: Arc<MockClock>,
     /// Stops the server and removes its keys directory on drop.
     _server: TestServer,
+    /// Puts a TTL on the test's Redis keys on drop (after the server stopped).
+    pub _cleanup: Option<Arc<Cleanup>>,
 }
 
 /// A fresh app on the memory store.
@@ -67,14 +46,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// A fresh app on `backend`, with `tweak` applied to the default test configuration.
 pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let store: Arc<dyn Store> = match &backend {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(url) => {
-            let prefix = format!("hallpass-test:{}:", hallpass::crypto::random_id());
-            Arc::new(RedisStore::new(url, &prefix).expect("REDIS_URL parses"))
-        }
-    };
-    spawn_app_with_store(store, tweak).await
+    let (store, cleanup) = backend.store("hallpass-test");
+    let mut app = spawn_app_with_store(store, tweak).await;
+    app._cleanup = Some(Arc::new(cleanup));
+    app
 }
 
 /// A fresh app on the given store.
@@ -94,6 +69,7 @@ pub async fn spawn_app_with_store(
         state: server.state.clone(),
         clock: server.clock.clone(),
         _server: server,
+        _cleanup: None,
     }
 }
 

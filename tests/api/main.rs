@@ -1,11 +1,12 @@
 //! The one integration-test binary: every test drives a real server over HTTP on port 0, on
-//! the memory store and, when `REDIS_URL` is set, again on Redis.
+//! the memory store and again on each Redis the environment offers (single node, TLS, cluster).
 
 // Tests may unwrap, expect and panic (the `[lints]` table denies them in src/).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
 mod authorize;
+mod backends;
 mod beer_locker;
 mod cli;
 mod connections;
@@ -19,6 +20,7 @@ mod key_rotation;
 mod openapi_spec;
 mod pages;
 mod rate_limit;
+mod redis_backends;
 mod refresh;
 mod revoke_introspect;
 mod sessions;

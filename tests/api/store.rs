@@ -6,26 +6,17 @@ use hallpass::store::{Store, memory::MemoryStore, redis::RedisStore};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, assert_oauth_error, backends, spawn_app_with_store};
+use crate::helpers::{Backend, Cleanup, assert_oauth_error, backends, spawn_app_with_store};
 
-fn store_for(backend: &Backend) -> Arc<dyn Store> {
-    match backend {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(url) => Arc::new(
-            RedisStore::new(
-                url,
-                &format!("hallpass-test:{}:", hallpass::crypto::random_id()),
-            )
-            .unwrap(),
-        ),
-    }
+fn store_for(backend: &Backend) -> (Arc<dyn Store>, Cleanup) {
+    backend.store("hallpass-test")
 }
 
 #[tokio::test]
 async fn both_stores_implement_the_same_primitives() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let s = store_for(&backend);
+        let (s, _cleanup) = store_for(&backend);
         assert_eq!(s.get("k").await.unwrap(), None);
         s.put("k", b"v1", None).await.unwrap();
         assert_eq!(s.get("k").await.unwrap(), Some(b"v1".to_vec()));
@@ -76,7 +67,7 @@ async fn both_stores_implement_the_same_primitives() {
 #[tokio::test]
 async fn of_fifty_concurrent_takes_exactly_one_gets_the_value() {
     for backend in backends() {
-        let s = store_for(&backend);
+        let (s, _cleanup) = store_for(&backend);
         s.put("code", b"grant", Some(Duration::from_secs(60)))
             .await
             .unwrap();
@@ -253,10 +244,10 @@ async fn the_memory_store_sweeps_expired_entries_nobody_reads_again() {
 }
 
 #[tokio::test]
-async fn both_stores_count_atomically_with_incr() {
+async fn every_store_counts_atomically_with_incr() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let s = store_for(&backend);
+        let (s, _cleanup) = store_for(&backend);
         let ttl = Duration::from_secs(60);
         assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 1);
         assert_eq!(s.incr("n", 1, ttl).await.unwrap(), 2);
@@ -273,7 +264,6 @@ async fn both_stores_count_atomically_with_incr() {
             "a deleted counter starts again"
         );
 
-        let s = Arc::new(s);
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let s = s.clone();

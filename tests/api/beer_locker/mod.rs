@@ -14,14 +14,13 @@ use hallpass::{
     beer_locker::{BeerLockerConfig, BeerLockerServer, MAX_BEERS},
     config::SigningAlg,
     keys::{self, KeySet, SigningKey},
-    store::{Store, memory::MemoryStore, redis::RedisStore},
     time::Clock,
 };
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, TestApp, TestClient, backends, spawn_app, spawn_app_on},
+    helpers::{Backend, Cleanup, TestApp, TestClient, backends, spawn_app, spawn_app_on},
     verify::kid_of,
 };
 
@@ -30,17 +29,13 @@ struct Locker {
     /// `http://127.0.0.1:<port>`, also the resource identifier.
     address: String,
     http: reqwest::Client,
+    /// Puts a TTL on the locker's Redis keys on drop.
+    _cleanup: Cleanup,
 }
 
 /// A beer locker in this process trusting `app`, on `backend`, on the app's clock.
 async fn spawn_locker(app: &TestApp, backend: &Backend) -> Locker {
-    let store: Arc<dyn Store> = match backend {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(url) => {
-            let prefix = format!("beer-locker-test:{}:", hallpass::crypto::random_id());
-            Arc::new(RedisStore::new(url, &prefix).unwrap())
-        }
-    };
+    let (store, cleanup) = backend.store("beer-locker-test");
     let clock: Arc<dyn Clock> = app.clock.clone();
     let server = BeerLockerServer::bind(&BeerLockerConfig::new(&app.address), store, clock)
         .await
@@ -50,6 +45,7 @@ async fn spawn_locker(app: &TestApp, backend: &Backend) -> Locker {
     Locker {
         address,
         http: reqwest::Client::new(),
+        _cleanup: cleanup,
     }
 }
 
@@ -107,6 +103,7 @@ async fn spawn_locker_process(issuer: &str) -> LockerProcess {
     let locker = Locker {
         address: format!("http://{addr}"),
         http: reqwest::Client::new(),
+        _cleanup: Cleanup::none(),
     };
     LockerProcess { child, locker }
 }

@@ -1,0 +1,266 @@
+//! The Redis backends beyond one plain node: operator messages for each way Redis can be
+//! misconfigured, writes that run twice (as redis-rs resends a command that timed out), and
+//! several instances sharing one store (the cluster when `.ci/redis-up` started it) and one
+//! keys directory.
+
+use std::{path::PathBuf, sync::Arc};
+
+use hallpass::store::redis::{Problem, RedisOptions, RedisStore};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{
+    Backend, TestApp, assert_oauth_error, backends, cluster_backend, hidden_input, location,
+    query_params, spawn_app_with_store,
+};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+async fn problem(options: RedisOptions) -> Problem {
+    RedisStore::open(options)
+        .check()
+        .await
+        .expect_err("the check fails")
+}
+
+#[tokio::test]
+async fn each_misconfiguration_is_named_for_the_operator() {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let unreachable = problem(RedisOptions::node(
+        &format!("redis://127.0.0.1:{port}"),
+        "x:",
+    ))
+    .await;
+    assert!(
+        matches!(&unreachable, Problem::Unreachable(m) if m.contains("unreachable")),
+        "{unreachable:?}"
+    );
+
+    let Some(url) = env("REDIS_URL") else {
+        eprintln!("REDIS_URL unset: the misconfiguration messages need Redis and run in CI");
+        return;
+    };
+    let base = url.trim_end_matches('/');
+    let wrong_user = base.replacen("redis://", "redis://nobody-here:wrong@", 1);
+    let p = problem(RedisOptions::node(&wrong_user, "x:")).await;
+    assert!(
+        matches!(&p, Problem::Fatal(m) if m.contains("wrong username or password")),
+        "{p:?}"
+    );
+
+    let p = problem(RedisOptions::node(&format!("{base}/999"), "x:")).await;
+    assert!(
+        matches!(&p, Problem::Fatal(m) if m.contains("DB index")),
+        "{p:?}"
+    );
+
+    let (Some(tls), Some(other_ca)) = (env("REDIS_TLS_URL"), env("REDIS_TLS_OTHER_CA_FILE")) else {
+        eprintln!("REDIS_TLS_URL unset: the wrong-CA message needs the TLS Redis of .ci/redis-up");
+        return;
+    };
+    let mut options = RedisOptions::node(&tls, "x:");
+    options.ca_file = Some(PathBuf::from(other_ca));
+    let p = problem(options.clone()).await;
+    assert!(
+        matches!(&p, Problem::Fatal(m) if m.contains("TLS")),
+        "{p:?}"
+    );
+    // The server refuses to start on it, with that message.
+    let err = hallpass::startup::check_redis(Some(&options))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HALLPASS_REDIS_CA_FILE"), "{err}");
+}
+
+#[test]
+fn users_create_speaks_cli_when_redis_is_misconfigured() {
+    let Some(url) = env("REDIS_URL") else {
+        eprintln!("REDIS_URL unset: runs in CI");
+        return;
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args(["users", "create", "someone"])
+        .env("REDIS_URL", format!("{}/999", url.trim_end_matches('/')))
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env("HALLPASS_NEW_USER_PASSWORD", "a long enough password 1")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DB index"), "{stderr}");
+    assert!(
+        !stderr.contains("503") && !stderr.contains("temporarily_unavailable"),
+        "{stderr}"
+    );
+}
+
+/// Every Redis backend, with every command sent twice.
+fn twice_backends() -> Vec<(Backend, Arc<RedisStore>)> {
+    backends()
+        .into_iter()
+        .filter_map(|b| {
+            let prefix = format!("hallpass-test:{}:", hallpass::crypto::random_id());
+            let mut options = b.redis_options(&prefix)?;
+            options.send_twice = true;
+            Some((b, Arc::new(RedisStore::open(options).with_journal())))
+        })
+        .collect()
+}
+
+async fn expire(store: &RedisStore) {
+    let keys: Vec<String> = store
+        .journal()
+        .map(|j| j.lock().unwrap().iter().cloned().collect())
+        .unwrap_or_default();
+    store
+        .expire_keys(&keys, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+}
+
+/// A take or a compare-and-swap that Redis executes twice still succeeds once: a code is
+/// redeemed (and only once), and a refresh rotates without being mistaken for reuse.
+#[tokio::test]
+async fn writes_executed_twice_keep_their_first_result() {
+    for (backend, store) in twice_backends() {
+        eprintln!("-- store (every command twice): {backend:?}");
+        let app = spawn_app_with_store(store.clone(), |_| {}).await;
+        let c = app.refreshing_client().await;
+        let code = app.code_for(&c, &[("scope", "offline_access")]).await;
+        let resp = app.redeem(&c, &code).await;
+        assert_eq!(resp.status(), StatusCode::OK, "the code is redeemed");
+        let body: Value = resp.json().await.unwrap();
+
+        let rt1 = body["refresh_token"].as_str().unwrap().to_string();
+        let second = app.refresh(&c, &rt1, None).await;
+        assert_eq!(second.status(), StatusCode::OK, "the rotation succeeds");
+        let rt2: Value = second.json().await.unwrap();
+        let third = app
+            .refresh(&c, rt2["refresh_token"].as_str().unwrap(), None)
+            .await;
+        assert_eq!(third.status(), StatusCode::OK, "the family is not revoked");
+        // Still only once (and the replay revokes what the code bought).
+        assert_oauth_error(app.redeem(&c, &code).await, 400, "invalid_grant").await;
+        drop(app);
+        expire(&store).await;
+    }
+}
+
+/// Three instances share the store and the keys directory, behind one issuer: sign in on the
+/// first, consent on the second, redeem on the third; refresh on two; revoke on one.
+#[tokio::test]
+async fn three_instances_share_sessions_codes_families_and_revocations() {
+    let backend = cluster_backend().unwrap_or(Backend::Memory);
+    eprintln!("-- store: {backend:?}");
+    let (store, _cleanup) = backend.store("hallpass-test");
+    let dir = std::env::temp_dir().join(format!("hallpass-keys-{}", hallpass::crypto::random_id()));
+    let issuer = "http://127.0.0.1:9";
+    let spawn = || {
+        let (store, dir) = (store.clone(), dir.clone());
+        async move {
+            spawn_app_with_store(store, move |c| {
+                c.keys_dir = dir;
+                c.issuer = issuer.into();
+                c.audience = issuer.into();
+            })
+            .await
+        }
+    };
+    let (a, b, c3): (TestApp, TestApp, TestApp) = (spawn().await, spawn().await, spawn().await);
+    let client = a.refreshing_client().await;
+    let query = a.authorize_query(&client, &[("scope", "offline_access")]);
+
+    let session = a.login(&client.owner).await;
+    let page = b.get_authorize(&query, Some(&session)).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "instance 2 knows instance 1's session"
+    );
+    let txn = hidden_input(&page.text().await.unwrap(), "txn").unwrap();
+    let resp = b.post_consent(&session, &txn, "allow").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let code = query_params(&location(&resp))["code"].clone();
+    let resp = c3.redeem(&client, &code).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "instance 3 redeems instance 2's code"
+    );
+    let tokens: Value = resp.json().await.unwrap();
+
+    let rt1 = tokens["refresh_token"].as_str().unwrap();
+    let r2: Value = a.refresh(&client, rt1, None).await.json().await.unwrap();
+    assert!(r2.get("refresh_token").is_some(), "{r2}");
+    let rt2 = r2["refresh_token"].as_str().unwrap();
+    let r3 = b.refresh(&client, rt2, None).await;
+    assert_eq!(
+        r3.status(),
+        StatusCode::OK,
+        "a rotation on instance 1 continues on instance 2"
+    );
+    let r3: Value = r3.json().await.unwrap();
+
+    let access = r3["access_token"].as_str().unwrap();
+    for app in [&a, &b, &c3] {
+        assert_eq!(app.me_status(access).await, 200);
+    }
+    let resp = c3
+        .post_client_form("/oauth2/revoke", &client, &[("token", access)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    for app in [&a, &b, &c3] {
+        assert_eq!(
+            app.me_status(access).await,
+            401,
+            "the revocation holds everywhere"
+        );
+    }
+    assert_oauth_error(a.redeem(&client, &code).await, 400, "invalid_grant").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `HALLPASS_REDIS_WAIT_REPLICAS`, security-critical writes wait for the replicas: on the
+/// cluster (one replica per master) one replica acknowledges and the flow works; asking for
+/// more replicas than exist makes those writes answer 503 with `Retry-After`.
+#[tokio::test]
+async fn security_critical_writes_wait_for_replicas_or_answer_503() {
+    let Some(backend) = cluster_backend() else {
+        eprintln!(
+            "REDIS_CLUSTER_URLS unset: the durability test needs the cluster of .ci/redis-up"
+        );
+        return;
+    };
+    for (replicas, redeemed) in [(1, true), (3, false)] {
+        let prefix = format!("hallpass-test:{}:", hallpass::crypto::random_id());
+        let mut options = backend.redis_options(&prefix).unwrap();
+        options.wait_replicas = replicas;
+        options.wait_timeout = std::time::Duration::from_millis(200);
+        let store = Arc::new(RedisStore::open(options).with_journal());
+        let app = spawn_app_with_store(store.clone(), |_| {}).await;
+        let c = app.confidential_client().await;
+        let query = app.authorize_query(&c, &[]);
+        let session = app.login(&c.owner).await;
+        let txn = app.consent_txn(&query, &session).await;
+        let resp = app.post_consent(&session, &txn, "allow").await;
+        if redeemed {
+            assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+            let code = query_params(&location(&resp))["code"].clone();
+            assert_eq!(app.redeem(&c, &code).await.status(), StatusCode::OK);
+        } else {
+            assert_eq!(
+                resp.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the code write is not durable"
+            );
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        drop(app);
+        expire(&store).await;
+    }
+}
