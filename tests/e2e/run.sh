@@ -84,8 +84,8 @@ export E2E_SPA_ORIGIN=http://127.0.0.1:$SPA_PORT
 export E2E_OTHER_ORIGIN=http://127.0.0.1:$OTHER_PORT
 KEYS=$(mktemp -d)
 
-# The memory store (REDIS_URL unset), and registration limits out of the tests' way.
-env -u REDIS_URL NO_COLOR=1 \
+# The memory store (REDIS_URL and REDIS_CLUSTER_URLS unset), and registration limits out of the tests' way.
+env -u REDIS_URL -u REDIS_CLUSTER_URLS NO_COLOR=1 \
   HALLPASS_ISSUER="$E2E_HALLPASS" HALLPASS_BIND="127.0.0.1:$HP_PORT" HALLPASS_KEYS_DIR="$KEYS" \
   HALLPASS_RATE_LIMIT_REGISTRATION=10000 HALLPASS_RATE_LIMIT_SIGN_IN_IP=10000 \
   "$BIN/hallpass" >"$WORK/logs/hallpass.log" 2>&1 &
@@ -108,7 +108,7 @@ EOF
 }
 wait_up "$E2E_HALLPASS/readyz"
 DOCS_CLIENT_ID=$(python3 "$E2E/docs_client.py")
-env -u REDIS_URL NO_COLOR=1 \
+env -u REDIS_URL -u REDIS_CLUSTER_URLS NO_COLOR=1 \
   BEER_LOCKER_ISSUER="$E2E_HALLPASS" BEER_LOCKER_BIND="127.0.0.1:$BL_PORT" \
   BEER_LOCKER_CORS_ORIGINS="$E2E_SPA_ORIGIN" BEER_LOCKER_DOCS_CLIENT_ID="$DOCS_CLIENT_ID" \
   "$BIN/beer-locker" >"$WORK/logs/beer-locker.log" 2>&1 &
