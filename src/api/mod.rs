@@ -2,7 +2,8 @@
 //!
 //! Handlers translate: they parse input, call one `oauth::` function, and map the result.
 //! [`build_openapi`] is the single source of the spec: the server, the `hallpass openapi`
-//! command and the drift test all call it. [`extractors`] holds the management API's caller
+//! command and the drift test all call it, through [`spec`], which adds the `oauth2` scheme
+//! from the configuration (issuer URLs, offered scopes). [`extractors`] holds the management API's caller
 //! extractor; errors become responses in [`crate::error`].
 
 pub mod clients;
@@ -15,10 +16,14 @@ pub mod sessions;
 pub mod token;
 pub mod userinfo;
 pub mod users;
+pub mod values;
 
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::state::AppState;
+use crate::{
+    docs::spec::{OAuth2Scheme, Spec},
+    state::AppState,
+};
 
 /// Operation groups in the spec.
 #[derive(Tags)]
@@ -69,4 +74,29 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
          The browser endpoints (/oauth2/authorize, /login, /logout) are HTML pages and are not part of this spec.",
     )
     .server(state.config.issuer.clone())
+}
+
+/// The `oauth2` scheme of Hallpass's spec: its own endpoints and offered scopes.
+pub fn oauth2_scheme(state: &AppState) -> OAuth2Scheme {
+    let c = &state.config;
+    OAuth2Scheme {
+        description: "Hallpass access tokens. In Swagger UI, Authorize signs in with the built-in \
+                      docs client (authorization code with PKCE); the management API needs \
+                      `hallpass:manage`, which only first-party clients are granted. Client \
+                      credentials tokens name a client, not a user, so the user API refuses them."
+            .into(),
+        authorization_url: c.url("/oauth2/authorize"),
+        token_url: c.url("/oauth2/token"),
+        scopes: c
+            .scopes
+            .iter()
+            .map(|s| (s.name.clone(), s.description.clone()))
+            .collect(),
+        client_credentials: true,
+    }
+}
+
+/// The spec Hallpass serves and commits: [`build_openapi`] plus [`oauth2_scheme`].
+pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
+    Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))
 }

@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
     api::{ApiTags, security::UserBearer},
-    error::{ApiError, ErrorCode, HttpError, OAuthError},
+    error::{ErrorCode, Errors, HttpError, OAuthError},
     oauth::{revocation, users},
     state::AppState,
 };
@@ -27,6 +27,11 @@ pub enum UserInfoResponse {
     Ok(Json<UserInfo>),
 }
 
+crate::error_statuses! {
+    /// UserInfo's errors: a missing or bad token, or one without `openid`.
+    pub UserInfoErrors = [401, 403, 500, 503];
+}
+
 /// The UserInfo endpoint.
 pub struct UserInfoApi {
     /// Shared state.
@@ -34,7 +39,7 @@ pub struct UserInfoApi {
 }
 
 impl UserInfoApi {
-    async fn answer(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+    async fn answer(&self, auth: UserBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
         let claims = revocation::check_access_token(&self.state, &auth.0.token).await?;
         if !claims.has_scope("openid") {
             let err = OAuthError::new(
@@ -65,7 +70,7 @@ impl UserInfoApi {
         operation_id = "userinfo",
         tag = "ApiTags::OAuth2"
     )]
-    async fn get(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+    async fn get(&self, auth: UserBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
         self.answer(auth).await
     }
 
@@ -78,7 +83,7 @@ impl UserInfoApi {
         operation_id = "userinfoPost",
         tag = "ApiTags::OAuth2"
     )]
-    async fn post(&self, auth: UserBearer) -> Result<UserInfoResponse, ApiError> {
+    async fn post(&self, auth: UserBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
         self.answer(auth).await
     }
 }

@@ -42,6 +42,11 @@ pub struct BeerLockerArgs {
     /// Prefix of every Redis key of the beer locker.
     #[arg(long, env = "BEER_LOCKER_REDIS_PREFIX", default_value = "beer-locker:")]
     pub redis_prefix: String,
+    /// Client id Swagger UI at `/docs` signs in with: a public client registered at the
+    /// issuer with the redirect URI `<public URL>/docs/oauth2-redirect.html` (see
+    /// openapi/README.md). Unset: Authorize asks for a client id.
+    #[arg(long, env = "BEER_LOCKER_DOCS_CLIENT_ID")]
+    pub docs_client_id: Option<String>,
 }
 
 /// The validated configuration of the beer locker.
@@ -60,6 +65,8 @@ pub struct BeerLockerConfig {
     pub redis_url: Option<String>,
     /// Redis key prefix (`BEER_LOCKER_REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// The client Swagger UI signs in with (`BEER_LOCKER_DOCS_CLIENT_ID`).
+    pub docs_client_id: Option<String>,
 }
 
 impl std::fmt::Debug for BeerLockerConfig {
@@ -86,6 +93,7 @@ impl BeerLockerConfig {
             public_url: None,
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
+            docs_client_id: None,
         }
     }
 
@@ -118,6 +126,7 @@ impl BeerLockerConfig {
             public_url,
             redis_url,
             redis_prefix: args.redis_prefix,
+            docs_client_id: args.docs_client_id.filter(|c| !c.trim().is_empty()),
         })
     }
 
@@ -164,6 +173,7 @@ mod tests {
             public_url: None,
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
+            docs_client_id: None,
         }
     }
 

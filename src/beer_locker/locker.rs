@@ -40,7 +40,7 @@ pub struct Beer {
 
 /// A beer as the caller sends it, for `POST` (add) and `PUT` (replace).
 #[derive(Object, Debug, Clone)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct BeerInput {
     /// 1 to 100 characters, no control characters; surrounding spaces are dropped.
     #[oai(validator(min_length = 1, max_length = 100))]
@@ -51,6 +51,16 @@ pub struct BeerInput {
     /// 0 to 10000.
     #[oai(validator(maximum(value = "10000")))]
     pub quantity: u32,
+}
+
+impl poem_openapi::types::Example for BeerInput {
+    fn example() -> Self {
+        BeerInput {
+            name: "Orval".into(),
+            kind: "Trappist".into(),
+            quantity: 6,
+        }
+    }
 }
 
 /// A validated [`BeerInput`].
@@ -104,6 +114,8 @@ pub struct BeerLocker {
     pub store: Arc<dyn Store>,
     /// Timestamps of beers.
     pub clock: Arc<dyn Clock>,
+    /// The public client Swagger UI at `/docs` signs in with, if configured.
+    pub docs_client_id: Option<String>,
 }
 
 impl std::fmt::Debug for BeerLocker {
