@@ -147,6 +147,8 @@ crate::error_statuses! {
     pub OneClientErrors = [401, 403, 404, 429, 500, 503];
     /// Errors of a change to one client: also a concurrent change (409).
     pub ClientChangeErrors = [401, 403, 404, 409, 429, 500, 503];
+    /// Errors of a secret rotation: also a public client, which has no secret (400).
+    pub RotateErrors = [400, 401, 403, 404, 409, 429, 500, 503];
 }
 
 /// The client API.
@@ -257,7 +259,7 @@ impl ClientsApi {
         &self,
         manager: Manager,
         client_id: Path<String>,
-    ) -> Result<ClientOne, Errors<ClientChangeErrors>> {
+    ) -> Result<ClientOne, Errors<RotateErrors>> {
         let owner = manager.0;
         let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, Some(secret)))))
