@@ -303,7 +303,7 @@ pub fn spec(locker: &BeerLocker) -> Result<Spec, serde_yaml::Error> {
         ],
         client_credentials: false,
     };
-    Spec::new(&build_openapi(locker).spec_yaml(), &scheme)
+    Ok(Spec::new(&build_openapi(locker).spec_yaml(), &scheme)?.closed("BeerInput"))
 }
 
 /// The OpenAPI service of the beer locker; the server and any spec dump use this.

@@ -103,6 +103,21 @@ impl Spec {
         Ok(Self { doc })
     }
 
+    /// Declares `additionalProperties: false` on the object schema `name`: for bodies parsed
+    /// with poem-openapi's `deny_unknown_fields`, which does not say so in the schema.
+    pub fn closed(mut self, name: &str) -> Self {
+        let schema = self
+            .doc
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(|s| s.get_mut(name))
+            .and_then(Value::as_mapping_mut);
+        if let Some(schema) = schema {
+            schema.insert(s("additionalProperties"), Value::Bool(false));
+        }
+        self
+    }
+
     /// The document as YAML (`/openapi.yaml`, `openapi/openapi.yaml`).
     pub fn yaml(&self) -> String {
         serde_yaml::to_string(&self.doc).unwrap_or_default()
