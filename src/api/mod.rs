@@ -28,8 +28,9 @@ use crate::{
 /// Operation groups in the spec.
 #[derive(Tags)]
 pub enum ApiTags {
-    /// OAuth 2.0 and OpenID Connect protocol endpoints. Named `Protocol`, a word, so that SDK
-    /// generators make a clean module name of it ("OAuth 2.0" became `o_auth_2_0`).
+    // Named `Protocol`, a word, so that SDK generators make a clean module name of it
+    // ("OAuth 2.0" became `o_auth_2_0`).
+    /// OAuth 2.0 and OpenID Connect protocol endpoints.
     #[oai(rename = "Protocol")]
     OAuth2,
     /// Metadata and keys.
