@@ -99,6 +99,35 @@ pub fn oauth2_scheme(state: &AppState) -> OAuth2Scheme {
 }
 
 /// The spec Hallpass serves and commits: [`build_openapi`] plus [`oauth2_scheme`].
+/// The limits and required fields the protocol core enforces are stated here, from its own
+/// constants, rather than as poem-openapi validators, which would refuse with their own
+/// message before the core could answer with its RFC error.
 pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
-    Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))
+    use crate::oauth::{passwords, username};
+    let n = |v: usize| serde_yaml::Value::Number(v.into());
+    Ok(
+        Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))?
+            .property("NewUser", "username", "minLength", n(1))
+            .property(
+                "NewUser",
+                "username",
+                "maxLength",
+                n(username::MAX_USERNAME_CHARS),
+            )
+            .property(
+                "NewUser",
+                "password",
+                "minLength",
+                n(passwords::MIN_PASSWORD_CHARS),
+            )
+            // maxLength counts characters; the limit is in bytes (see the field's docs).
+            .property(
+                "NewUser",
+                "password",
+                "maxLength",
+                n(passwords::MAX_PASSWORD_BYTES),
+            )
+            .require("TokenForm", "grant_type")
+            .require("TokenHintForm", "token"),
+    )
 }

@@ -21,11 +21,11 @@ use crate::{
 #[derive(Object, Deserialize)]
 #[oai(example)]
 pub struct TokenForm {
-    // Required in the spec; a missing one still gets `invalid_request` (`serde(default)`),
-    // an unknown one `unsupported_grant_type`. No `///`: see `ErrorBody::error`.
+    // Required in the spec (`crate::api::spec`), optional here: a missing one gets
+    // `invalid_request`, an unknown or empty one `unsupported_grant_type`. No `///`: see
+    // `ErrorBody::error`.
     #[allow(missing_docs)]
-    #[serde(default)]
-    pub grant_type: GrantTypeName,
+    pub grant_type: Option<GrantTypeName>,
     /// The authorization code (authorization_code grant).
     pub code: Option<String>,
     /// The redirect URI of the authorization request, when that request named one.
@@ -47,7 +47,7 @@ pub struct TokenForm {
 impl poem_openapi::types::Example for TokenForm {
     fn example() -> Self {
         TokenForm {
-            grant_type: "client_credentials".into(),
+            grant_type: Some("client_credentials".into()),
             code: None,
             redirect_uri: None,
             code_verifier: None,
@@ -171,7 +171,7 @@ impl TokenApi {
             f.client_secret,
         );
         let request = TokenRequest {
-            grant_type: Some(f.grant_type.0).filter(|g| !g.is_empty()),
+            grant_type: f.grant_type.map(|g| g.0),
             code: f.code,
             redirect_uri: f.redirect_uri,
             code_verifier: f.code_verifier,

@@ -3,7 +3,10 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
-    api::{ApiTags, security::UserBearer},
+    api::{
+        ApiTags,
+        security::{OpenIdBearer, UserBearer},
+    },
     error::{ErrorCode, Errors, HttpError, OAuthError},
     oauth::{revocation, users},
     state::AppState,
@@ -70,8 +73,8 @@ impl UserInfoApi {
         operation_id = "userinfo",
         tag = "ApiTags::OAuth2"
     )]
-    async fn get(&self, auth: UserBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
-        self.answer(auth).await
+    async fn get(&self, auth: OpenIdBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
+        self.answer(auth.0).await
     }
 
     /// The signed-in user's claims (POST)
@@ -83,7 +86,7 @@ impl UserInfoApi {
         operation_id = "userinfoPost",
         tag = "ApiTags::OAuth2"
     )]
-    async fn post(&self, auth: UserBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
-        self.answer(auth).await
+    async fn post(&self, auth: OpenIdBearer) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
+        self.answer(auth.0).await
     }
 }

@@ -14,18 +14,18 @@ use crate::{
     throttle::{self, client_ip},
 };
 
-/// A registration request.
+/// A registration request. The spec's length limits come from the domain's constants (see
+/// [`crate::api::spec`]).
 #[derive(Object)]
 #[oai(example)]
 pub struct NewUser {
     /// 1 to 64 characters after PRECIS (RFC 8265) mapping; no spaces, control characters
     /// or `:`.
-    #[oai(validator(min_length = 1, max_length = 64))]
     pub username: String,
     /// At least 8 characters and at most 256 bytes of UTF-8 (`maxLength` counts characters,
     /// so 256 characters of a script with multi-byte characters are still refused); not a
     /// commonly used password, not only spaces, not the username.
-    #[oai(write_only, validator(min_length = 8, max_length = 256))]
+    #[oai(write_only)]
     pub password: String,
 }
 

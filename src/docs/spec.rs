@@ -118,6 +118,45 @@ impl Spec {
         self
     }
 
+    /// Sets `key: value` on property `field` of the object schema `name`: for limits and
+    /// requirements the domain enforces (with its own RFC-shaped errors) but poem-openapi
+    /// would enforce itself, with its own message, if they were declared on the field.
+    pub fn property(mut self, name: &str, field: &str, key: &str, value: Value) -> Self {
+        let property = self
+            .doc
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(|s| s.get_mut(name))
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(field))
+            .and_then(Value::as_mapping_mut);
+        if let Some(property) = property {
+            property.insert(s(key), value);
+        }
+        self
+    }
+
+    /// Lists `field` as required in the object schema `name` (see [`Spec::property`]).
+    pub fn require(mut self, name: &str, field: &str) -> Self {
+        let schema = self
+            .doc
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(|s| s.get_mut(name))
+            .and_then(Value::as_mapping_mut);
+        if let Some(schema) = schema {
+            let required = schema
+                .entry(s("required"))
+                .or_insert(Value::Sequence(Vec::new()));
+            if let Some(list) = required.as_sequence_mut()
+                && !list.iter().any(|v| v.as_str() == Some(field))
+            {
+                list.push(s(field));
+            }
+        }
+        self
+    }
+
     /// The document as YAML (`/openapi.yaml`, `openapi/openapi.yaml`).
     pub fn yaml(&self) -> String {
         serde_yaml::to_string(&self.doc).unwrap_or_default()
