@@ -14,8 +14,8 @@ use crate::{
     throttle::{self, client_ip},
 };
 
-/// A registration request. The spec's length limits come from the domain's constants (see
-/// [`crate::api::spec`]).
+// The spec's length limits come from the domain's constants (see `crate::api::spec`).
+/// A registration request.
 #[derive(Object)]
 #[oai(example)]
 pub struct NewUser {
