@@ -127,6 +127,7 @@ pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
                 "maxLength",
                 n(passwords::MAX_PASSWORD_BYTES),
             )
+            .example("NewUser", "password", users::EXAMPLE_PASSWORD.into())
             .require("TokenForm", "grant_type")
             .require("TokenHintForm", "token"),
     )

@@ -29,11 +29,16 @@ pub struct NewUser {
     pub password: String,
 }
 
+/// The password of the spec's example registration.
+pub const EXAMPLE_PASSWORD: &str = "plum-lantern-tuesday-42";
+
+/// `password` is `writeOnly`, so poem-openapi leaves it out of the example it writes;
+/// [`crate::api::spec`] puts [`EXAMPLE_PASSWORD`] back.
 impl poem_openapi::types::Example for NewUser {
     fn example() -> Self {
         NewUser {
             username: "alice".into(),
-            password: "plum-lantern-tuesday-42".into(),
+            password: EXAMPLE_PASSWORD.into(),
         }
     }
 }

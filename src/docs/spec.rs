@@ -136,6 +136,23 @@ impl Spec {
         self
     }
 
+    /// Sets `field` in the example of the object schema `name`: for `writeOnly` fields, which
+    /// poem-openapi leaves out of the example it serialises (an example without its password
+    /// is not a valid request).
+    pub fn example(mut self, name: &str, field: &str, value: Value) -> Self {
+        let example = self
+            .doc
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(|s| s.get_mut(name))
+            .and_then(|s| s.get_mut("example"))
+            .and_then(Value::as_mapping_mut);
+        if let Some(example) = example {
+            example.insert(s(field), value);
+        }
+        self
+    }
+
     /// Lists `field` as required in the object schema `name` (see [`Spec::property`]).
     pub fn require(mut self, name: &str, field: &str) -> Self {
         let schema = self
