@@ -15,7 +15,6 @@ use crate::{
     api::build_openapi,
     config::Config,
     crypto::{Passwords, random_bytes},
-    docs::spec::Spec,
     error::{Challenge, OAuthError, rfc_errors},
     state::{AppState, StateParts},
     store::{Store, memory::MemoryStore, redis::RedisStore},
@@ -47,7 +46,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         redirect_url: state.config.url(crate::oauth::docs_client::REDIRECT_PATH),
     };
     let docs = crate::docs::routes(&api.swagger_ui_html(), &oauth, &[&state.config.issuer]);
-    let spec = Spec::new(&api.spec_yaml(), &crate::api::oauth2_scheme(&state));
+    let spec = crate::api::spec(&state);
     let limit = state.config.max_body_bytes;
     let route = Route::new();
     let route = match &spec {
