@@ -46,12 +46,12 @@ const INDEX_HTML: &str = r#"<!doctype html>
 <head>
     <meta charset="utf-8">
     <title>API documentation</title>
-    <link rel="stylesheet" href="swagger-ui.css">
+    <link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>
 <body>
 <div id="ui"></div>
-<script src="swagger-ui-bundle.js"></script>
-<script src="docs.js"></script>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/docs.js"></script>
 </body>
 </html>
 "#;
@@ -63,7 +63,7 @@ const REDIRECT_HTML: &str = r#"<!doctype html>
     <title>Swagger UI: OAuth2 Redirect</title>
 </head>
 <body>
-<script src="oauth2-redirect.js"></script>
+<script src="/docs/oauth2-redirect.js"></script>
 </body>
 </html>
 "#;
@@ -89,7 +89,7 @@ pub fn swagger_assets(poem_swagger_html: &str) -> (String, String) {
 /// The start-up script: Swagger UI on `/openapi.json`, with `initOAuth` for `oauth`.
 pub fn init_js(oauth: &DocsOAuth) -> String {
     let config = serde_json::json!({
-        "url": "../openapi.json",
+        "url": "/openapi.json",
         "oauth2RedirectUrl": oauth.redirect_url,
         "clientId": oauth.client_id,
         "scopes": oauth.scopes,
