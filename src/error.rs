@@ -8,7 +8,9 @@
 //!   Basic, `invalid_token` 401 + Bearer, `insufficient_scope` 403, `access_denied` 403,
 //!   `temporarily_unavailable` 503 + `Retry-After`, ...), and the few endpoints that answer
 //!   differently say so with [`HttpError::with_status`] or [`HttpError::with_challenge`].
-//! - [`ApiError`] is the OpenAPI response shape of every JSON error.
+//! - [`ApiError`] is the OpenAPI response shape of every JSON error, and the one mapping
+//!   from an [`HttpError`]. An operation returns [`Errors<S>`]: the same responses, but its
+//!   spec lists only the statuses `S` names (declared with [`error_statuses!`]).
 //! - [`rfc_errors`] is the middleware that turns any error a poem extractor raises (bad form,
 //!   wrong content type, missing credentials, oversized body) into the same RFC 6749 §5.2 body.
 //!
@@ -19,7 +21,13 @@ use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
     http::{HeaderValue, StatusCode, header},
 };
-use poem_openapi::{ApiResponse, payload::Json};
+use std::marker::PhantomData;
+
+use poem_openapi::{
+    ApiResponse,
+    payload::Json,
+    registry::{MetaResponses, Registry},
+};
 
 pub use crate::error_code::{ErrorCode, SERVER_ERROR_DESCRIPTION};
 pub use crate::http::body::ErrorBody;
@@ -237,6 +245,75 @@ impl From<HttpError> for ApiError {
 impl From<OAuthError> for ApiError {
     fn from(err: OAuthError) -> Self {
         HttpError::from(err).into()
+    }
+}
+
+/// The error statuses one operation can answer with: its spec lists only these.
+pub trait ErrorStatuses: Send + Sync + 'static {
+    /// The statuses, each one an [`ApiError`] variant.
+    const STATUSES: &'static [u16];
+}
+
+/// Declares [`ErrorStatuses`] types: `error_statuses! { /// doc
+/// pub TokenErrors = [400, 401]; }`.
+#[macro_export]
+macro_rules! error_statuses {
+    ($($(#[$meta:meta])* pub $name:ident = [$($status:literal),* $(,)?];)*) => {
+        $(
+            $(#[$meta])*
+            pub struct $name;
+
+            impl $crate::error::ErrorStatuses for $name {
+                const STATUSES: &'static [u16] = &[$($status),*];
+            }
+        )*
+    };
+}
+
+/// An [`ApiError`] answered by an operation whose spec lists only the statuses of `S`.
+/// The response itself is exactly the [`ApiError`]'s: the mapping stays in one place.
+#[derive(Debug)]
+pub struct Errors<S: ErrorStatuses>(pub ApiError, PhantomData<S>);
+
+impl<S: ErrorStatuses> ApiResponse for Errors<S> {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses
+            .retain(|r| r.status.is_some_and(|s| S::STATUSES.contains(&s)));
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
+    }
+}
+
+impl<S: ErrorStatuses> From<Errors<S>> for poem::Error {
+    fn from(e: Errors<S>) -> Self {
+        e.0.into()
+    }
+}
+
+macro_rules! errors_from {
+    ($($ty:ty),*) => {
+        $(impl<S: ErrorStatuses> From<$ty> for Errors<S> {
+            fn from(e: $ty) -> Self {
+                Errors(ApiError::from(e), PhantomData)
+            }
+        })*
+    };
+}
+
+errors_from!(
+    HttpError,
+    OAuthError,
+    crate::throttle::Throttled,
+    crate::throttle::Refusal
+);
+
+impl<S: ErrorStatuses> From<ApiError> for Errors<S> {
+    fn from(e: ApiError) -> Self {
+        Errors(e, PhantomData)
     }
 }
 

@@ -27,7 +27,8 @@
 //! - [`telemetry`]: logging that never records secrets.
 //! - [`metrics`]: Prometheus counters at `/metrics`; [`metrics_server`]: their own listener
 //!   when `HALLPASS_METRICS_BIND` is set.
-//! - [`docs`]: the security headers of Swagger UI at `/docs`.
+//! - [`docs`]: Swagger UI at `/docs` (signing in with OAuth 2.0, strict CSP) and the served
+//!   spec, with its `oauth2` scheme filled in from the configuration.
 //! - [`server`]: accepting and serving connections with header, idle and connection limits.
 //! - [`throttle`]: rate limits on sign-ins, client authentication and registration, in the
 //!   store.

@@ -47,16 +47,25 @@ pub enum StartupError {
 /// body limit. Tests call this with their own state.
 pub fn build_app(state: AppState) -> impl Endpoint {
     let api = build_openapi(&state);
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
-    let ui = api.swagger_ui();
-    let docs_headers = crate::docs::headers(&state.config.issuer, &api.swagger_ui_html());
+    let oauth = crate::docs::DocsOAuth {
+        client_id: Some(crate::oauth::docs_client::CLIENT_ID.to_string()),
+        scopes: crate::oauth::docs_client::default_scopes(&state.config),
+        redirect_url: state.config.url(crate::oauth::docs_client::REDIRECT_PATH),
+    };
+    let docs = crate::docs::routes(&api.swagger_ui_html(), &oauth, &[&state.config.issuer]);
+    let spec = crate::api::spec(&state);
     let limit = state.config.max_body_bytes;
-    let route = Route::new()
+    let route = Route::new();
+    let route = match &spec {
+        Ok(spec) => crate::docs::serve_spec(route, spec),
+        Err(e) => {
+            tracing::error!(error = %e, "the generated OpenAPI spec could not be read: /openapi.* not served");
+            route
+        }
+    };
+    let route = route
         .nest("/", api.with(rfc_errors(Challenge::BasicOrBearer)))
-        .nest("/docs", ui.with(docs_headers))
-        .at("/openapi.json", spec_json)
-        .at("/openapi.yaml", spec_yaml);
+        .nest("/docs", docs);
     let route = if crate::metrics_server::on_main_port(&state.config) {
         route.at("/metrics", poem::get(crate::metrics::metrics))
     } else {

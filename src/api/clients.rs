@@ -4,24 +4,31 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use crate::{
-    api::{ApiTags, extractors::Manager},
-    error::ApiError,
+    api::{
+        ApiTags,
+        extractors::Manager,
+        values::{AuthMethodName, GrantTypeName},
+    },
+    error::Errors,
     oauth::client::{self, Client, Registration},
     state::AppState,
 };
 
 /// A client registration request (RFC 7591 §2).
 #[derive(Object, Debug, Default)]
+#[oai(example)]
 pub struct ClientRegistration {
-    /// Name shown to users on the consent page (1 to 200 characters).
+    /// Name shown to users on the consent page (1 to 200 characters, after trimming spaces).
+    /// Required.
     pub client_name: Option<String>,
     /// Redirect URIs: absolute, no fragment, https, or http on a loopback host (RFC 8252).
     /// Required for `authorization_code`.
     pub redirect_uris: Option<Vec<String>>,
-    /// `authorization_code` (default), `refresh_token`, `client_credentials`.
-    pub grant_types: Option<Vec<String>>,
-    /// `client_secret_basic` (default), `client_secret_post`, or `none` for a public client.
-    pub token_endpoint_auth_method: Option<String>,
+    /// Grant types: `authorization_code` when absent; `refresh_token` needs it too.
+    pub grant_types: Option<Vec<GrantTypeName>>,
+    // `client_secret_basic` when absent. No `///`: see `ErrorBody::error`.
+    #[allow(missing_docs)]
+    pub token_endpoint_auth_method: Option<AuthMethodName>,
     /// Space-separated scopes the client may request; defaults to every offered scope except
     /// `hallpass:manage`, which is refused here: only first-party clients, named by the
     /// operator, may be granted it.
@@ -31,6 +38,19 @@ pub struct ClientRegistration {
     /// A public client also allows the origins of its redirect URIs; a confidential client
     /// only these (none by default).
     pub allowed_cors_origins: Option<Vec<String>>,
+}
+
+impl poem_openapi::types::Example for ClientRegistration {
+    fn example() -> Self {
+        ClientRegistration {
+            client_name: Some("My app".into()),
+            redirect_uris: Some(vec!["http://127.0.0.1:8080/callback".into()]),
+            grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+            token_endpoint_auth_method: Some("none".into()),
+            scope: Some("openid profile offline_access beers:read beers:write".into()),
+            allowed_cors_origins: None,
+        }
+    }
 }
 
 /// A registered client. `client_secret` appears only when it was just created or rotated.
@@ -50,9 +70,10 @@ pub struct ClientView {
     /// Registered redirect URIs.
     pub redirect_uris: Vec<String>,
     /// Allowed grant types.
-    pub grant_types: Vec<String>,
-    /// Token endpoint authentication method.
-    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<GrantTypeName>,
+    // No `///`: see `ErrorBody::error`.
+    #[allow(missing_docs)]
+    pub token_endpoint_auth_method: AuthMethodName,
     /// Allowed scopes.
     pub scope: String,
     /// Browser origins registered explicitly (besides a public client's redirect URIs').
@@ -86,9 +107,9 @@ fn view(c: Client, secret: Option<String>) -> ClientView {
         grant_types: c
             .grant_types
             .iter()
-            .map(|g| g.as_str().to_string())
+            .map(|g| GrantTypeName::from(g.as_str()))
             .collect(),
-        token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_string(),
+        token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().into(),
         scope: c.scope.to_string(),
         allowed_cors_origins: c.allowed_cors_origins,
     }
@@ -126,6 +147,19 @@ pub enum ClientDeleted {
     Deleted,
 }
 
+crate::error_statuses! {
+    /// Errors of a management operation: credentials, the `hallpass:manage` scope, limits.
+    pub ManageErrors = [401, 403, 429, 500, 503];
+    /// Client registration's errors: also a bad body and the per-user limit (409).
+    pub RegisterClientErrors = [400, 401, 403, 409, 413, 415, 429, 500, 503];
+    /// Errors of an operation on one client: also 404.
+    pub OneClientErrors = [401, 403, 404, 429, 500, 503];
+    /// Errors of a change to one client: also a concurrent change (409).
+    pub ClientChangeErrors = [401, 403, 404, 409, 429, 500, 503];
+    /// Errors of a secret rotation: also a public client, which has no secret (400).
+    pub RotateErrors = [400, 401, 403, 404, 409, 429, 500, 503];
+}
+
 /// The client API.
 pub struct ClientsApi {
     /// Shared state.
@@ -148,14 +182,14 @@ impl ClientsApi {
         &self,
         manager: Manager,
         body: Json<ClientRegistration>,
-    ) -> Result<ClientCreated, ApiError> {
+    ) -> Result<ClientCreated, Errors<RegisterClientErrors>> {
         let owner = manager.0;
         let b = body.0;
         let reg = Registration {
             client_name: b.client_name,
             redirect_uris: b.redirect_uris,
-            grant_types: b.grant_types,
-            token_endpoint_auth_method: b.token_endpoint_auth_method,
+            grant_types: b.grant_types.map(|g| g.into_iter().map(|g| g.0).collect()),
+            token_endpoint_auth_method: b.token_endpoint_auth_method.map(|m| m.0),
             scope: b.scope,
             allowed_cors_origins: b.allowed_cors_origins,
         };
@@ -172,7 +206,7 @@ impl ClientsApi {
         operation_id = "listClients",
         tag = "ApiTags::Clients"
     )]
-    async fn list(&self, manager: Manager) -> Result<ClientList, ApiError> {
+    async fn list(&self, manager: Manager) -> Result<ClientList, Errors<ManageErrors>> {
         let owner = manager.0;
         let clients = client::list(&self.state, &owner).await?;
         Ok(ClientList::Ok(Json(
@@ -189,7 +223,11 @@ impl ClientsApi {
         operation_id = "getClient",
         tag = "ApiTags::Clients"
     )]
-    async fn get(&self, manager: Manager, client_id: Path<String>) -> Result<ClientOne, ApiError> {
+    async fn get(
+        &self,
+        manager: Manager,
+        client_id: Path<String>,
+    ) -> Result<ClientOne, Errors<OneClientErrors>> {
         let owner = manager.0;
         let c = client::get_owned(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, None))))
@@ -210,7 +248,7 @@ impl ClientsApi {
         &self,
         manager: Manager,
         client_id: Path<String>,
-    ) -> Result<ClientDeleted, ApiError> {
+    ) -> Result<ClientDeleted, Errors<ClientChangeErrors>> {
         let owner = manager.0;
         client::delete(&self.state, &owner, &client_id.0).await?;
         Ok(ClientDeleted::Deleted)
@@ -231,7 +269,7 @@ impl ClientsApi {
         &self,
         manager: Manager,
         client_id: Path<String>,
-    ) -> Result<ClientOne, ApiError> {
+    ) -> Result<ClientOne, Errors<RotateErrors>> {
         let owner = manager.0;
         let (c, secret) = client::rotate_secret(&self.state, &owner, &client_id.0).await?;
         Ok(ClientOne::Ok(Json(view(c, Some(secret)))))

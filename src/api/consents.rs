@@ -3,8 +3,12 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use crate::{
-    api::{ApiTags, extractors::Manager},
-    error::ApiError,
+    api::{
+        ApiTags,
+        clients::{ManageErrors, OneClientErrors},
+        extractors::Manager,
+    },
+    error::Errors,
     oauth::consent,
     state::AppState,
 };
@@ -55,7 +59,7 @@ impl ConsentsApi {
         operation_id = "listConsents",
         tag = "ApiTags::Users"
     )]
-    async fn list(&self, manager: Manager) -> Result<ConsentList, ApiError> {
+    async fn list(&self, manager: Manager) -> Result<ConsentList, Errors<ManageErrors>> {
         let user = manager.0;
         let grants = consent::list(&self.state, &user).await?;
         Ok(ConsentList::Ok(Json(
@@ -86,7 +90,7 @@ impl ConsentsApi {
         &self,
         manager: Manager,
         client_id: Path<String>,
-    ) -> Result<Withdrawn, ApiError> {
+    ) -> Result<Withdrawn, Errors<OneClientErrors>> {
         let user = manager.0;
         consent::withdraw(&self.state, &user, &client_id.0).await?;
         Ok(Withdrawn::Withdrawn)

@@ -24,6 +24,9 @@ use crate::{
 pub trait Requirement: Send + Sync + 'static {
     /// The scope, if any.
     const SCOPE: Option<&'static str>;
+    /// The `oauth2` requirement the spec lists for it: `oauth2#` and the scope (see
+    /// [`crate::docs::spec`]).
+    const OAUTH2: &'static str;
 }
 
 /// Requires [`MANAGE_SCOPE`].
@@ -31,6 +34,7 @@ pub struct Manage;
 
 impl Requirement for Manage {
     const SCOPE: Option<&'static str> = Some(MANAGE_SCOPE);
+    const OAUTH2: &'static str = "oauth2#hallpass:manage";
 }
 
 /// Requires no particular scope.
@@ -38,6 +42,7 @@ pub struct AnyScope;
 
 impl Requirement for AnyScope {
     const SCOPE: Option<&'static str> = None;
+    const OAUTH2: &'static str = "oauth2#";
 }
 
 /// The authenticated user of a management-API request.
@@ -86,7 +91,9 @@ impl<'a, R: Requirement> ApiExtractor<'a> for UserCaller<R> {
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        <UserAuth as ApiExtractor<'a>>::security_schemes()
+        let mut schemes = <UserAuth as ApiExtractor<'a>>::security_schemes();
+        schemes.push(R::OAUTH2);
+        schemes
     }
 
     fn has_security_fallback() -> bool {
@@ -111,5 +118,24 @@ impl<'a, R: Requirement> ApiExtractor<'a> for UserCaller<R> {
             Err(Refusal::Throttled(t)) => Err(ApiError::from(t).into()),
             Err(Refusal::Error(err)) => Err(rejection(err, R::SCOPE).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker<R: Requirement>() -> String {
+        format!(
+            "{}{}",
+            crate::docs::spec::REQUIREMENT_PREFIX,
+            R::SCOPE.unwrap_or("")
+        )
+    }
+
+    #[test]
+    fn the_oauth2_requirement_names_the_scope_the_extractor_checks() {
+        assert_eq!(Manage::OAUTH2, marker::<Manage>());
+        assert_eq!(AnyScope::OAUTH2, marker::<AnyScope>());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Handlers translate: they parse input, call one `oauth::` function, and map the result.
 //! [`build_openapi`] is the single source of the spec: the server, the `hallpass openapi`
-//! command and the drift test all call it. [`extractors`] holds the management API's caller
+//! command and the drift test all call it, through [`spec`], which adds the `oauth2` scheme
+//! from the configuration (issuer URLs, offered scopes). [`extractors`] holds the management API's caller
 //! extractor; errors become responses in [`crate::error`].
 
 pub mod allow;
@@ -17,16 +18,22 @@ pub mod sessions;
 pub mod token;
 pub mod userinfo;
 pub mod users;
+pub mod values;
 
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::state::AppState;
+use crate::{
+    docs::spec::{OAuth2Scheme, Spec},
+    state::AppState,
+};
 
 /// Operation groups in the spec.
 #[derive(Tags)]
 pub enum ApiTags {
-    /// OAuth 2.0 protocol endpoints.
-    #[oai(rename = "OAuth 2.0")]
+    // Named `Protocol`, a word, so that SDK generators make a clean module name of it
+    // ("OAuth 2.0" became `o_auth_2_0`).
+    /// OAuth 2.0 and OpenID Connect protocol endpoints.
+    #[oai(rename = "Protocol")]
     OAuth2,
     /// Metadata and keys.
     Discovery,
@@ -71,4 +78,59 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
          The browser endpoints (/oauth2/authorize, /login, /logout) are HTML pages and are not part of this spec.",
     )
     .server(state.config.issuer.clone())
+}
+
+/// The `oauth2` scheme of Hallpass's spec: its own endpoints and offered scopes.
+pub fn oauth2_scheme(state: &AppState) -> OAuth2Scheme {
+    let c = &state.config;
+    OAuth2Scheme {
+        description: "Hallpass access tokens. In Swagger UI, Authorize signs in with the built-in \
+                      docs client (authorization code with PKCE); the management API needs \
+                      `hallpass:manage`, which only first-party clients are granted. Client \
+                      credentials tokens name a client, not a user, so the user API refuses them."
+            .into(),
+        authorization_url: c.url("/oauth2/authorize"),
+        token_url: c.url("/oauth2/token"),
+        scopes: c
+            .scopes
+            .iter()
+            .map(|s| (s.name.clone(), s.description.clone()))
+            .collect(),
+        client_credentials: true,
+    }
+}
+
+/// The spec Hallpass serves and commits: [`build_openapi`] plus [`oauth2_scheme`].
+/// The limits and required fields the protocol core enforces are stated here, from its own
+/// constants, rather than as poem-openapi validators, which would refuse with their own
+/// message before the core could answer with its RFC error.
+pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
+    use crate::oauth::{passwords, username};
+    let n = |v: usize| serde_yaml::Value::Number(v.into());
+    Ok(
+        Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))?
+            .property("NewUser", "username", "minLength", n(1))
+            .property(
+                "NewUser",
+                "username",
+                "maxLength",
+                n(username::MAX_USERNAME_CHARS),
+            )
+            .property(
+                "NewUser",
+                "password",
+                "minLength",
+                n(passwords::MIN_PASSWORD_CHARS),
+            )
+            // maxLength counts characters; the limit is in bytes (see the field's docs).
+            .property(
+                "NewUser",
+                "password",
+                "maxLength",
+                n(passwords::MAX_PASSWORD_BYTES),
+            )
+            .example("NewUser", "password", users::EXAMPLE_PASSWORD.into())
+            .require("TokenForm", "grant_type")
+            .require("TokenHintForm", "token"),
+    )
 }

@@ -8,8 +8,9 @@ use crate::{
     api::{
         ApiTags,
         security::{ClientAuth, client_credentials},
+        values::TokenTypeHint,
     },
-    error::{ApiError, OAuthError},
+    error::{Errors, OAuthError},
     oauth::{client, revocation},
     state::AppState,
     throttle,
@@ -17,15 +18,31 @@ use crate::{
 
 /// A revocation or introspection request (`application/x-www-form-urlencoded`).
 #[derive(Object, Deserialize)]
+#[oai(example)]
 pub struct TokenHintForm {
-    /// The token: an access token or a refresh token.
-    pub token: Option<String>,
-    /// `access_token` or `refresh_token`; a hint only.
-    pub token_type_hint: Option<String>,
+    /// The token: an access token or a refresh token. Required (a missing one gets
+    /// `invalid_request`).
+    #[serde(default)]
+    pub token: String,
+    // A hint only. No `///`: see `ErrorBody::error`.
+    #[allow(missing_docs)]
+    pub token_type_hint: Option<TokenTypeHint>,
     /// The client id (`client_secret_post`, or public clients for revocation).
     pub client_id: Option<String>,
     /// The client secret (`client_secret_post`).
     pub client_secret: Option<String>,
+}
+
+/// A request for a client that authenticates with HTTP Basic; paste a token of its own.
+impl poem_openapi::types::Example for TokenHintForm {
+    fn example() -> Self {
+        TokenHintForm {
+            token: "paste-an-access-or-refresh-token".into(),
+            token_type_hint: Some("access_token".into()),
+            client_id: None,
+            client_secret: None,
+        }
+    }
 }
 
 /// Never shows the token or the secret.
@@ -33,7 +50,7 @@ impl std::fmt::Debug for TokenHintForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
         f.debug_struct("TokenHintForm")
-            .field("token", &hidden(&self.token))
+            .field("token", &"[redacted]")
             .field("token_type_hint", &self.token_type_hint)
             .field("client_id", &self.client_id)
             .field("client_secret", &hidden(&self.client_secret))
@@ -86,6 +103,11 @@ pub enum Introspected {
     Ok(Json<IntrospectionBody>),
 }
 
+crate::error_statuses! {
+    /// What revocation and introspection can answer besides their result.
+    pub TokenHintErrors = [400, 401, 413, 415, 429, 500, 503];
+}
+
 /// Revocation and introspection.
 pub struct RevocationApi {
     /// Shared state.
@@ -107,8 +129,7 @@ impl RevocationApi {
         let work = client::authenticate(&self.state, creds);
         let client = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
         crate::oauth::cors::check(crate::api::cors::request_origin(req).as_ref(), &client)?;
-        let token = f
-            .token
+        let token = Some(f.token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         Ok((client, token))
@@ -132,8 +153,8 @@ impl RevocationApi {
         req: &Request,
         auth: ClientAuth,
         form: Form<TokenHintForm>,
-    ) -> Result<Revoked, ApiError> {
-        let hint = form.0.token_type_hint.clone();
+    ) -> Result<Revoked, Errors<TokenHintErrors>> {
+        let hint = form.0.token_type_hint.clone().map(|h| h.0);
         let (client, token) = self.client_and_token(req, auth, form.0).await?;
         revocation::revoke(&self.state, &client, &token, hint.as_deref()).await?;
         Ok(Revoked::Ok)
@@ -154,7 +175,7 @@ impl RevocationApi {
         req: &Request,
         auth: ClientAuth,
         form: Form<TokenHintForm>,
-    ) -> Result<Introspected, ApiError> {
+    ) -> Result<Introspected, Errors<TokenHintErrors>> {
         let (client, token) = self.client_and_token(req, auth, form.0).await?;
         let i = revocation::introspect(&self.state, &client, &token).await?;
         Ok(Introspected::Ok(Json(IntrospectionBody {

@@ -2,9 +2,11 @@
 //! happens in `oauth::client::authenticate` and, for the management API, in the
 //! [`Manager`](crate::api::extractors::Manager) extractor built on [`UserAuth`].
 
+use poem::{Request, RequestBody};
 use poem_openapi::{
-    SecurityScheme,
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme,
     auth::{Basic, Bearer},
+    registry::Registry,
 };
 
 use crate::oauth::{client::ClientCredentials, users::UserCredentials};
@@ -82,5 +84,35 @@ pub fn client_credentials(
         basic,
         form_id: form_id.filter(|s| !s.is_empty()),
         form_secret: form_secret.filter(|s| !s.is_empty()),
+    }
+}
+
+/// A [`UserBearer`] that the spec also lists as the `oauth2` scheme with the `openid` scope
+/// (see [`crate::docs::spec`]): for `/userinfo`, so Swagger UI's sign-in works there too.
+pub struct OpenIdBearer(pub UserBearer);
+
+impl<'a> ApiExtractor<'a> for OpenIdBearer {
+    const TYPES: &'static [ApiExtractorType] = <UserBearer as ApiExtractor<'a>>::TYPES;
+    type ParamType = <UserBearer as ApiExtractor<'a>>::ParamType;
+    type ParamRawType = <UserBearer as ApiExtractor<'a>>::ParamRawType;
+
+    fn register(registry: &mut Registry) {
+        <UserBearer as ApiExtractor<'a>>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = <UserBearer as ApiExtractor<'a>>::security_schemes();
+        schemes.push("oauth2#openid");
+        schemes
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        <UserBearer as ApiExtractor<'a>>::from_request(request, body, param_opts)
+            .await
+            .map(OpenIdBearer)
     }
 }

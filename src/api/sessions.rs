@@ -3,8 +3,8 @@
 use poem_openapi::{ApiResponse, OpenApi};
 
 use crate::{
-    api::{ApiTags, extractors::Manager},
-    error::ApiError,
+    api::{ApiTags, clients::ManageErrors, extractors::Manager},
+    error::Errors,
     oauth::sign_out,
     state::AppState,
 };
@@ -37,7 +37,7 @@ impl SessionsApi {
         operation_id = "revokeSessions",
         tag = "ApiTags::Users"
     )]
-    async fn revoke(&self, manager: Manager) -> Result<SessionsRevoked, ApiError> {
+    async fn revoke(&self, manager: Manager) -> Result<SessionsRevoked, Errors<ManageErrors>> {
         sign_out::end_all(&self.state, &manager.user().id).await?;
         Ok(SessionsRevoked::Revoked)
     }

@@ -8,8 +8,9 @@ use crate::{
     api::{
         ApiTags,
         security::{ClientAuth, client_credentials},
+        values::GrantTypeName,
     },
-    error::ApiError,
+    error::Errors,
     oauth::grant::{self, Issued, TokenRequest},
     state::AppState,
     throttle,
@@ -18,9 +19,13 @@ use crate::{
 /// The token request (`application/x-www-form-urlencoded`). Every field is optional here so
 /// that a missing one gets an RFC 6749 `invalid_request`, not a parser error.
 #[derive(Object, Deserialize)]
+#[oai(example)]
 pub struct TokenForm {
-    /// `authorization_code`, `refresh_token` or `client_credentials`.
-    pub grant_type: Option<String>,
+    // Required in the spec (`crate::api::spec`), optional here: a missing one gets
+    // `invalid_request`, an unknown or empty one `unsupported_grant_type`. No `///`: see
+    // `ErrorBody::error`.
+    #[allow(missing_docs)]
+    pub grant_type: Option<GrantTypeName>,
     /// The authorization code (authorization_code grant).
     pub code: Option<String>,
     /// The redirect URI of the authorization request, when that request named one.
@@ -35,6 +40,23 @@ pub struct TokenForm {
     pub scope: Option<String>,
     /// Refresh token (refresh_token grant).
     pub refresh_token: Option<String>,
+}
+
+/// A client-credentials request: valid as it stands for a confidential client that
+/// authenticates with HTTP Basic (`clientSecretBasic`).
+impl poem_openapi::types::Example for TokenForm {
+    fn example() -> Self {
+        TokenForm {
+            grant_type: Some("client_credentials".into()),
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
+            client_id: None,
+            client_secret: None,
+            scope: None,
+            refresh_token: None,
+        }
+    }
 }
 
 /// Shows which parameters were sent, never the code, verifier, secret or refresh token.
@@ -108,6 +130,11 @@ pub enum TokenOk {
     Ok(Json<TokenBody>),
 }
 
+crate::error_statuses! {
+    /// What the token endpoint can answer besides tokens.
+    pub TokenErrors = [400, 401, 413, 415, 429, 500, 503];
+}
+
 /// The token endpoint.
 pub struct TokenApi {
     /// Shared state.
@@ -134,7 +161,7 @@ impl TokenApi {
         req: &Request,
         auth: ClientAuth,
         form: Form<TokenForm>,
-    ) -> Result<TokenOk, ApiError> {
+    ) -> Result<TokenOk, Errors<TokenErrors>> {
         let f = form.0;
         let creds = client_credentials(
             auth,
@@ -144,7 +171,7 @@ impl TokenApi {
             f.client_secret,
         );
         let request = TokenRequest {
-            grant_type: f.grant_type,
+            grant_type: f.grant_type.map(|g| g.0),
             code: f.code,
             redirect_uri: f.redirect_uri,
             code_verifier: f.code_verifier,

@@ -3,8 +3,11 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
-    api::{ApiTags, security::UserBearer},
-    error::{ApiError, ErrorCode, HttpError, OAuthError},
+    api::{
+        ApiTags,
+        security::{OpenIdBearer, UserBearer},
+    },
+    error::{ErrorCode, Errors, HttpError, OAuthError},
     oauth::{client, revocation, users},
     state::AppState,
 };
@@ -27,6 +30,11 @@ pub enum UserInfoResponse {
     Ok(Json<UserInfo>),
 }
 
+crate::error_statuses! {
+    /// UserInfo's errors: a missing or bad token, or one without `openid`.
+    pub UserInfoErrors = [401, 403, 500, 503];
+}
+
 /// The UserInfo endpoint.
 pub struct UserInfoApi {
     /// Shared state.
@@ -38,7 +46,7 @@ impl UserInfoApi {
         &self,
         req: &poem::Request,
         auth: UserBearer,
-    ) -> Result<UserInfoResponse, ApiError> {
+    ) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
         let claims = revocation::check_access_token(&self.state, &auth.0.token).await?;
         if let Some(origin) = crate::api::cors::request_origin(req) {
             let refused = || {
@@ -84,9 +92,9 @@ impl UserInfoApi {
     async fn get(
         &self,
         req: &poem::Request,
-        auth: UserBearer,
-    ) -> Result<UserInfoResponse, ApiError> {
-        self.answer(req, auth).await
+        auth: OpenIdBearer,
+    ) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
+        self.answer(req, auth.0).await
     }
 
     /// The signed-in user's claims (POST)
@@ -101,8 +109,8 @@ impl UserInfoApi {
     async fn post(
         &self,
         req: &poem::Request,
-        auth: UserBearer,
-    ) -> Result<UserInfoResponse, ApiError> {
-        self.answer(req, auth).await
+        auth: OpenIdBearer,
+    ) -> Result<UserInfoResponse, Errors<UserInfoErrors>> {
+        self.answer(req, auth.0).await
     }
 }

@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use crate::{
     api::{ApiTags, extractors::Caller},
-    error::{ApiError, ErrorCode, OAuthError},
+    error::{ErrorCode, Errors, OAuthError},
     oauth::{
         disclosure,
         users::{self, User},
@@ -14,14 +14,33 @@ use crate::{
     throttle::{self, client_ip},
 };
 
+// The spec's length limits come from the domain's constants (see `crate::api::spec`).
 /// A registration request.
 #[derive(Object)]
+#[oai(example)]
 pub struct NewUser {
-    /// 1 to 64 characters; no spaces, control characters or `:`.
+    /// 1 to 64 characters after PRECIS (RFC 8265) mapping; no spaces, control characters
+    /// or `:`.
     pub username: String,
-    /// At least 8 characters, at most 256 bytes.
+    /// At least 8 characters and at most 256 bytes of UTF-8 (`maxLength` counts characters,
+    /// so 256 characters of a script with multi-byte characters are still refused); not a
+    /// commonly used password, not only spaces, not the username.
     #[oai(write_only)]
     pub password: String,
+}
+
+/// The password of the spec's example registration.
+pub const EXAMPLE_PASSWORD: &str = "plum-lantern-tuesday-42";
+
+/// `password` is `writeOnly`, so poem-openapi leaves it out of the example it writes;
+/// [`crate::api::spec`] puts [`EXAMPLE_PASSWORD`] back.
+impl poem_openapi::types::Example for NewUser {
+    fn example() -> Self {
+        NewUser {
+            username: "alice".into(),
+            password: EXAMPLE_PASSWORD.into(),
+        }
+    }
 }
 
 /// Never shows the password.
@@ -73,6 +92,13 @@ pub enum Me {
     Ok(Json<UserView>),
 }
 
+crate::error_statuses! {
+    /// Registration's errors: a bad body, closed registration, a taken name, too many.
+    pub RegisterUserErrors = [400, 403, 409, 413, 415, 429, 500, 503];
+    /// Errors of an operation that only authenticates the caller.
+    pub CallerErrors = [401, 429, 500, 503];
+}
+
 /// The user API.
 pub struct UsersApi {
     /// Shared state.
@@ -90,7 +116,11 @@ impl UsersApi {
         operation_id = "registerUser",
         tag = "ApiTags::Users"
     )]
-    async fn register(&self, req: &Request, body: Json<NewUser>) -> Result<Created, ApiError> {
+    async fn register(
+        &self,
+        req: &Request,
+        body: Json<NewUser>,
+    ) -> Result<Created, Errors<RegisterUserErrors>> {
         if !self.state.config.registration_open {
             return Err(OAuthError::new(ErrorCode::AccessDenied, "registration is closed").into());
         }
@@ -110,7 +140,7 @@ impl UsersApi {
         operation_id = "currentUser",
         tag = "ApiTags::Users"
     )]
-    async fn me(&self, caller: Caller) -> Result<Me, ApiError> {
+    async fn me(&self, caller: Caller) -> Result<Me, Errors<CallerErrors>> {
         let shows_username = disclosure::shows_username(caller.token_scope());
         let mut view = UserView::from(caller.0);
         if !shows_username {

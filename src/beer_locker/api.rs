@@ -11,7 +11,8 @@ use super::{
 };
 use crate::{
     api::discovery::Health,
-    error::ApiError,
+    docs::spec::{OAuth2Scheme, Spec},
+    error::Errors,
     verify::{BearerAuth, RequiredScopes},
 };
 
@@ -21,6 +22,7 @@ pub struct BeersRead;
 
 impl RequiredScopes for BeersRead {
     const SCOPES: &'static [&'static str] = &[SCOPE_READ];
+    const OPENAPI_REQUIREMENT: Option<&'static str> = Some("oauth2#beers:read");
 }
 
 /// Requires `beers:write`.
@@ -29,6 +31,7 @@ pub struct BeersWrite;
 
 impl RequiredScopes for BeersWrite {
     const SCOPES: &'static [&'static str] = &[SCOPE_WRITE];
+    const OPENAPI_REQUIREMENT: Option<&'static str> = Some("oauth2#beers:write");
 }
 
 /// Operation groups in the spec.
@@ -72,6 +75,18 @@ pub enum BeerDeleted {
     NoContent,
 }
 
+crate::error_statuses! {
+    /// Errors of a read: the bearer token (400 for a repeated `Authorization` header, 401,
+    /// 403 without the scope) and the store.
+    pub ReadErrors = [400, 401, 403, 500, 503];
+    /// Errors of a read of one beer: also 404.
+    pub ReadOneErrors = [400, 401, 403, 404, 500, 503];
+    /// Errors of adding a beer: also the body, and a full locker (409).
+    pub CreateErrors = [400, 401, 403, 409, 413, 415, 500, 503];
+    /// Errors of replacing a beer: the body and 404.
+    pub ReplaceErrors = [400, 401, 403, 404, 413, 415, 500, 503];
+}
+
 /// The beers API.
 pub struct BeersApi {
     /// Shared state.
@@ -94,7 +109,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersWrite>,
         body: Json<BeerInput>,
-    ) -> Result<BeerCreated, ApiError> {
+    ) -> Result<BeerCreated, Errors<CreateErrors>> {
         let beer = self
             .locker
             .add(&auth.sub, BeerDraft::parse(&body.0)?)
@@ -113,7 +128,7 @@ impl BeersApi {
         tag = "BeerTags::Beers"
     )]
     #[tracing::instrument(skip_all, fields(sub = %auth.sub))]
-    async fn list(&self, auth: BearerAuth<BeersRead>) -> Result<BeerList, ApiError> {
+    async fn list(&self, auth: BearerAuth<BeersRead>) -> Result<BeerList, Errors<ReadErrors>> {
         Ok(BeerList::Ok(Json(self.locker.list(&auth.sub).await?)))
     }
 
@@ -131,7 +146,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersRead>,
         beer_id: Path<String>,
-    ) -> Result<BeerFound, ApiError> {
+    ) -> Result<BeerFound, Errors<ReadOneErrors>> {
         Ok(BeerFound::Ok(Json(
             self.locker.get(&auth.sub, &beer_id).await?,
         )))
@@ -153,7 +168,7 @@ impl BeersApi {
         auth: BearerAuth<BeersWrite>,
         beer_id: Path<String>,
         body: Json<BeerInput>,
-    ) -> Result<BeerFound, ApiError> {
+    ) -> Result<BeerFound, Errors<ReplaceErrors>> {
         let draft = BeerDraft::parse(&body.0)?;
         Ok(BeerFound::Ok(Json(
             self.locker.replace(&auth.sub, &beer_id, draft).await?,
@@ -174,7 +189,7 @@ impl BeersApi {
         &self,
         auth: BearerAuth<BeersWrite>,
         beer_id: Path<String>,
-    ) -> Result<BeerDeleted, ApiError> {
+    ) -> Result<BeerDeleted, Errors<ReadOneErrors>> {
         self.locker.remove(&auth.sub, &beer_id).await?;
         Ok(BeerDeleted::NoContent)
     }
@@ -263,6 +278,32 @@ impl ResourceApi {
             status: "ok".into(),
         }))
     }
+}
+
+/// The beer locker's spec: [`build_openapi`] plus an `oauth2` scheme at its issuer. The
+/// endpoint paths are Hallpass's (`/oauth2/authorize`, `/oauth2/token`), the issuer this
+/// tutorial service is built for.
+pub fn spec(locker: &BeerLocker) -> Result<Spec, serde_yaml::Error> {
+    let issuer = locker.verifier.issuer().trim_end_matches('/');
+    let scheme = OAuth2Scheme {
+        description: format!(
+            "Access tokens of {issuer}. Reads need `{SCOPE_READ}`, writes `{SCOPE_WRITE}`."
+        ),
+        authorization_url: format!("{issuer}/oauth2/authorize"),
+        token_url: format!("{issuer}/oauth2/token"),
+        scopes: vec![
+            (
+                SCOPE_READ.into(),
+                "See the beers in your beer locker".into(),
+            ),
+            (
+                SCOPE_WRITE.into(),
+                "Add beers to your beer locker and change or remove them".into(),
+            ),
+        ],
+        client_credentials: false,
+    };
+    Ok(Spec::new(&build_openapi(locker).spec_yaml(), &scheme)?.closed("BeerInput"))
 }
 
 /// The OpenAPI service of the beer locker; the server and any spec dump use this.

@@ -46,6 +46,11 @@ pub struct BeerLockerArgs {
     /// whose pages may call /api/beers. Empty: none (the metadata is open to every origin).
     #[arg(long, env = "BEER_LOCKER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Client id Swagger UI at `/docs` signs in with: a public client registered at the
+    /// issuer with the redirect URI `<public URL>/docs/oauth2-redirect.html` (see
+    /// openapi/README.md). Unset: Authorize asks for a client id.
+    #[arg(long, env = "BEER_LOCKER_DOCS_CLIENT_ID")]
+    pub docs_client_id: Option<String>,
 }
 
 /// The validated configuration of the beer locker.
@@ -66,6 +71,8 @@ pub struct BeerLockerConfig {
     pub redis_prefix: String,
     /// Origins whose pages may call `/api/beers` (`BEER_LOCKER_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
+    /// The client Swagger UI signs in with (`BEER_LOCKER_DOCS_CLIENT_ID`).
+    pub docs_client_id: Option<String>,
 }
 
 impl std::fmt::Debug for BeerLockerConfig {
@@ -94,6 +101,7 @@ impl BeerLockerConfig {
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
+            docs_client_id: None,
         }
     }
 
@@ -140,6 +148,7 @@ impl BeerLockerConfig {
             public_url,
             redis_url,
             redis_prefix: args.redis_prefix,
+            docs_client_id: args.docs_client_id.filter(|c| !c.trim().is_empty()),
         })
     }
 
@@ -192,6 +201,7 @@ mod tests {
             redis_url: None,
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
+            docs_client_id: None,
         }
     }
 

@@ -40,17 +40,40 @@ pub struct Beer {
 
 /// A beer as the caller sends it, for `POST` (add) and `PUT` (replace).
 #[derive(Object, Debug, Clone)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct BeerInput {
-    /// 1 to 100 characters, no control characters; surrounding spaces are dropped.
-    #[oai(validator(min_length = 1, max_length = 100))]
+    /// 1 to 100 characters, no control characters; surrounding spaces are dropped (at least
+    /// one other character must remain).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub name: String,
-    /// 1 to 50 characters, no control characters; surrounding spaces are dropped.
-    #[oai(rename = "type", validator(min_length = 1, max_length = 50))]
+    /// 1 to 50 characters, no control characters; surrounding spaces are dropped (at least
+    /// one other character must remain).
+    #[oai(
+        rename = "type",
+        validator(
+            min_length = 1,
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub kind: String,
     /// 0 to 10000.
-    #[oai(validator(maximum(value = "10000")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "10000")))]
     pub quantity: u32,
+}
+
+impl poem_openapi::types::Example for BeerInput {
+    fn example() -> Self {
+        BeerInput {
+            name: "Orval".into(),
+            kind: "Trappist".into(),
+            quantity: 6,
+        }
+    }
 }
 
 /// A validated [`BeerInput`].
@@ -106,6 +129,8 @@ pub struct BeerLocker {
     pub clock: Arc<dyn Clock>,
     /// Origins whose pages may call the API (`BEER_LOCKER_CORS_ORIGINS`).
     pub cors_origins: Arc<[String]>,
+    /// The public client Swagger UI at `/docs` signs in with, if configured.
+    pub docs_client_id: Option<String>,
 }
 
 impl std::fmt::Debug for BeerLocker {

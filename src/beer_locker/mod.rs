@@ -68,14 +68,23 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// the body limit, with the verifier in the request data for [`BearerAuth`](crate::verify::BearerAuth).
 pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
     let api = build_openapi(locker);
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
-    let ui = api.swagger_ui();
-    Route::new()
+    let issuer = locker.verifier.issuer().to_string();
+    let oauth = crate::docs::DocsOAuth {
+        client_id: locker.docs_client_id.clone(),
+        scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()],
+        redirect_url: format!("{}{}", locker.resource, crate::docs::REDIRECT_PATH),
+    };
+    let docs = crate::docs::routes(&api.swagger_ui_html(), &oauth, &[&issuer]);
+    let route = match api::spec(locker) {
+        Ok(spec) => crate::docs::serve_spec(Route::new(), &spec),
+        Err(e) => {
+            tracing::error!(error = %e, "the generated OpenAPI spec could not be read: /openapi.* not served");
+            Route::new()
+        }
+    };
+    route
         .nest("/", api.with(rfc_errors(Challenge::Bearer)))
-        .nest("/docs", ui)
-        .at("/openapi.json", spec_json)
-        .at("/openapi.yaml", spec_yaml)
+        .nest("/docs", docs)
         .with(allow_on_405())
         .with(cors(locker))
         .with(BodyLimit(
@@ -159,6 +168,7 @@ impl BeerLockerServer {
             store,
             clock,
             cors_origins: config.cors_origins.clone().into(),
+            docs_client_id: config.docs_client_id.clone(),
         };
         Ok(Self {
             addr,

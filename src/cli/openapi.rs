@@ -7,6 +7,6 @@ use super::CmdResult;
 /// Prints the spec (YAML) to stdout; touches neither disk nor network.
 pub async fn run(config: Config) -> CmdResult {
     let state = hallpass::state::spec_state(config).await?;
-    print!("{}", hallpass::api::build_openapi(&state).spec_yaml());
+    print!("{}", hallpass::api::spec(&state)?.yaml());
     Ok(())
 }

@@ -15,7 +15,9 @@ use crate::error_code::ErrorCode;
 #[derive(Object, Debug, Clone, PartialEq, Eq)]
 #[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
-    /// The error code.
+    // The error code. No `///`: poem-openapi would wrap the `$ref` and a description in an
+    // `allOf`, which generators (openapi-python-client) cannot read; `ErrorCode` describes it.
+    #[allow(missing_docs)]
     pub error: ErrorCode,
     /// Human-readable text that helps the client developer understand the error.
     pub error_description: Option<String>,

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Client ids that are first-party whatever the configuration says (Hallpass's own clients).
-pub const BUILT_IN: &[&str] = &[];
+pub const BUILT_IN: &[&str] = &[crate::oauth::docs_client::CLIENT_ID];
 
 /// Parses `HALLPASS_FIRST_PARTY_CLIENTS`: comma-separated client ids, blanks ignored.
 pub fn parse_setting(raw: &str) -> Result<BTreeSet<String>, String> {

@@ -15,6 +15,7 @@
 //! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
 //! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
+//! - [`docs_client`]: `hallpass-docs`, the built-in public client of Swagger UI at `/docs`.
 //! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
 //! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
 //! - [`client_update`]: compare-and-swap updates of client records.
@@ -26,6 +27,7 @@ pub mod client_update;
 pub mod consent;
 pub mod cors;
 pub mod disclosure;
+pub mod docs_client;
 pub mod error;
 pub mod first_party;
 pub mod grant;

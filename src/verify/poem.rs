@@ -41,6 +41,11 @@ impl VerifyError {
 pub trait RequiredScopes: Send + Sync + 'static {
     /// Every scope in this list must be granted.
     const SCOPES: &'static [&'static str];
+    /// A second security requirement the spec lists for these operations, for example
+    /// `oauth2#beers:read`: the server's spec post-processing (`docs::spec` in the `server`
+    /// feature) turns `oauth2#<scopes>` into a requirement of its `oauth2` scheme. `None`: only
+    /// [`SECURITY_SCHEME`].
+    const OPENAPI_REQUIREMENT: Option<&'static str> = None;
 }
 
 /// No scope required: any valid token.
@@ -120,7 +125,9 @@ impl<'a, S: RequiredScopes> ApiExtractor<'a> for BearerAuth<S> {
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        vec![SECURITY_SCHEME]
+        std::iter::once(SECURITY_SCHEME)
+            .chain(S::OPENAPI_REQUIREMENT)
+            .collect()
     }
 
     async fn from_request(

@@ -107,6 +107,12 @@ async fn health_probes_answer_and_swagger_ui_and_the_spec_are_served() {
         .await
         .unwrap();
     assert!(json["paths"]["/oauth2/token"]["post"].is_object());
+    let expected: Value =
+        serde_json::from_str(&hallpass::api::spec(&app.state).unwrap().json()).unwrap();
+    assert_eq!(
+        json, expected,
+        "the served spec is the one `api::spec` makes"
+    );
     let yaml = app
         .http
         .get(app.url("/openapi.yaml"))

@@ -268,17 +268,21 @@ async fn the_beer_locker_serves_its_own_openapi_spec_and_swagger_ui() {
         json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                "description": "An RFC 9068 JWT access token from the authorization server, verified offline against its JWKS."})
     );
-    for (path, method) in [
-        ("/api/beers", "get"),
-        ("/api/beers", "post"),
-        ("/api/beers/{beer_id}", "get"),
-        ("/api/beers/{beer_id}", "put"),
-        ("/api/beers/{beer_id}", "delete"),
+    let flow = &spec["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"];
+    assert_eq!(flow["authorizationUrl"], app.url("/oauth2/authorize"));
+    assert_eq!(flow["tokenUrl"], app.url("/oauth2/token"));
+    assert!(flow["scopes"]["beers:read"].is_string() && flow["scopes"]["beers:write"].is_string());
+    for (path, method, scope) in [
+        ("/api/beers", "get", "beers:read"),
+        ("/api/beers", "post", "beers:write"),
+        ("/api/beers/{beer_id}", "get", "beers:read"),
+        ("/api/beers/{beer_id}", "put", "beers:write"),
+        ("/api/beers/{beer_id}", "delete", "beers:write"),
     ] {
         let op = &spec["paths"][path][method];
         assert_eq!(
             op["security"],
-            json!([{"bearerAccessToken": []}]),
+            json!([{"bearerAccessToken": []}, {"oauth2": [scope]}]),
             "{method} {path}"
         );
     }
