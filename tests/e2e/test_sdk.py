@@ -14,7 +14,7 @@ from beer_locker_client.api.beers import create_beer, list_beers
 from beer_locker_client.models import BeerInput
 from hallpass_client import AuthenticatedClient, Client
 from hallpass_client.api.clients import list_clients, register_client
-from hallpass_client.api.o_auth_2_0 import token
+from hallpass_client.api.protocol import token
 from hallpass_client.api.users import current_user, register_user
 from hallpass_client.models import ClientRegistration, NewUser, TokenForm
 
