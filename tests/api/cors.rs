@@ -128,6 +128,8 @@ async fn metadata_and_jwks_are_readable_from_any_origin_with_a_star_and_prefligh
 
 #[tokio::test]
 async fn token_endpoint_preflight_allows_post_with_authorization_and_varies_on_origin() {
+    // Swagger UI's token request sends `X-Requested-With: XMLHttpRequest`: without it in the
+    // allowed headers, Swagger UI on another origin (the beer locker's /docs) never gets its token.
     let app = spawn_app().await;
 
     let pre = preflight(
@@ -135,7 +137,7 @@ async fn token_endpoint_preflight_allows_post_with_authorization_and_varies_on_o
         "/oauth2/token",
         SPA,
         "POST",
-        "authorization,content-type",
+        "authorization,content-type,x-requested-with",
     )
     .await;
 
@@ -150,7 +152,7 @@ async fn token_endpoint_preflight_allows_post_with_authorization_and_varies_on_o
     );
     assert_eq!(
         h(&pre, header::ACCESS_CONTROL_ALLOW_HEADERS).as_deref(),
-        Some("Authorization, Content-Type")
+        Some("Authorization, Content-Type, X-Requested-With")
     );
     assert_eq!(
         h(&pre, header::ACCESS_CONTROL_MAX_AGE).as_deref(),
