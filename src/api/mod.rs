@@ -105,7 +105,7 @@ pub fn oauth2_scheme(state: &AppState) -> OAuth2Scheme {
 /// constants, rather than as poem-openapi validators, which would refuse with their own
 /// message before the core could answer with its RFC error.
 pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
-    use crate::oauth::{passwords, username};
+    use crate::oauth::{client, passwords, username};
     let n = |v: usize| serde_yaml::Value::Number(v.into());
     Ok(
         Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))?
@@ -130,6 +130,20 @@ pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
                 n(passwords::MAX_PASSWORD_BYTES),
             )
             .example("NewUser", "password", users::EXAMPLE_PASSWORD.into())
+            .require("ClientRegistration", "client_name")
+            .property("ClientRegistration", "client_name", "minLength", n(1))
+            .property(
+                "ClientRegistration",
+                "client_name",
+                "maxLength",
+                n(client::MAX_CLIENT_NAME_CHARS),
+            )
+            .property(
+                "ClientRegistration",
+                "client_name",
+                "pattern",
+                crate::http::text::DISPLAY_NAME_PATTERN.into(),
+            )
             .require("TokenForm", "grant_type")
             .require("TokenHintForm", "token"),
     )

@@ -159,6 +159,9 @@ pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     }
 }
 
+/// The longest `client_name`, in characters after trimming spaces.
+pub const MAX_CLIENT_NAME_CHARS: usize = 200;
+
 /// Validates a registration and creates the client. Returns the client and, for a
 /// confidential client, its secret (the only time it is ever shown).
 #[tracing::instrument(skip_all, fields(owner = %owner.id))]
@@ -168,7 +171,7 @@ pub async fn register(
     reg: Registration,
 ) -> Result<(Client, Option<String>), OAuthError> {
     let client_name = reg.client_name.unwrap_or_default().trim().to_string();
-    if client_name.is_empty() || client_name.chars().count() > 200 {
+    if client_name.is_empty() || client_name.chars().count() > MAX_CLIENT_NAME_CHARS {
         return Err(metadata_error(
             "client_name is required, 1 to 200 characters",
         ));
