@@ -2,7 +2,9 @@
 //! authentication at the token endpoint (RFC 6749 §2.3).
 //!
 //! Secrets are 256 random bits generated here, shown once, stored as SHA-256 and compared in
-//! constant time. Redirect URIs are matched by exact string comparison (RFC 9700 §4.1.3).
+//! constant time. Redirect URIs are matched by exact string comparison (RFC 9700 §4.1.3),
+//! except that a loopback IP redirect matches on any port (RFC 8252 §7.3; see
+//! [`crate::oauth::redirect_uri`]).
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -98,6 +100,14 @@ impl Client {
     pub fn allowed_scope(&self) -> &Scope {
         &self.scope
     }
+
+    /// Whether a request's `redirect_uri` matches one of the registered ones (exactly, or a
+    /// loopback IP redirect on any port: [`crate::oauth::redirect_uri::matches`]).
+    pub fn accepts_redirect_uri(&self, requested: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|r| crate::oauth::redirect_uri::matches(r, requested))
+    }
 }
 
 /// A registration request as the caller sent it; every field optional, checked by [`register`].
@@ -123,9 +133,14 @@ fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError 
     OAuthError::new(ErrorCode::InvalidClientMetadata, msg)
 }
 
-/// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §2.1): absolute, no
-/// fragment, no user info, https, or http only on a loopback host.
-pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
+/// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.1 and §7.3, RFC 9700 §2.1): absolute,
+/// in normal form, no fragment, no user info; https, or http only on a loopback host, or,
+/// for a public client (`public`), a private-use scheme that is a reverse domain name
+/// (`com.example.app:/callback`). The schemes of
+/// [`FORBIDDEN_SCHEMES`](crate::oauth::redirect_uri::FORBIDDEN_SCHEMES) are refused for
+/// every client.
+pub fn validate_redirect_uri(raw: &str, public: bool) -> Result<(), OAuthError> {
+    use crate::oauth::redirect_uri::{FORBIDDEN_SCHEMES, check_private_use_scheme};
     let bad = |why: &str| {
         OAuthError::new(
             ErrorCode::InvalidRedirectUri,
@@ -145,18 +160,36 @@ pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not contain user information"));
     }
-    if url.host().is_none() {
-        return Err(bad("must have a host"));
+    let scheme = url.scheme();
+    if FORBIDDEN_SCHEMES.contains(&scheme) {
+        return Err(bad(&format!(
+            "uses the scheme {scheme}:, which is never allowed in a redirect URI"
+        )));
     }
-    crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback_host(&url) => Ok(()),
-        "http" => Err(bad(
-            "must use https (http is allowed only on loopback hosts)",
-        )),
-        _ => Err(bad("must use https, or http on a loopback host")),
+    match scheme {
+        "https" | "http" if url.host().is_none() => return Err(bad("must have a host")),
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(bad(
+                "must use https (http is allowed only on loopback hosts)",
+            ));
+        }
+        _ => {
+            check_private_use_scheme(scheme).map_err(|why| bad(&why))?;
+            if !public {
+                return Err(bad(
+                    "uses a private-use URI scheme, which only public native clients may register (token_endpoint_auth_method none; RFC 8252 §7.1); use https, or http on a loopback host",
+                ));
+            }
+            if url.cannot_be_a_base() {
+                return Err(bad(&format!(
+                    "must have a path after the scheme, such as {scheme}:/callback"
+                )));
+            }
+        }
     }
+    crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))
 }
 
 /// Validates a registration and creates the client. Returns the client and, for a
@@ -226,7 +259,7 @@ pub async fn register(
         ));
     }
     for uri in &redirect_uris {
-        validate_redirect_uri(uri)?;
+        validate_redirect_uri(uri, method == AuthMethod::None)?;
     }
     let allowed_cors_origins =
         crate::oauth::cors::validate(reg.allowed_cors_origins.unwrap_or_default())?;
@@ -445,15 +478,42 @@ mod tests {
 
     #[test]
     fn redirect_uris_must_be_https_or_loopback_http_without_fragment() {
-        assert!(validate_redirect_uri("https://app.example/cb").is_ok());
-        assert!(validate_redirect_uri("http://127.0.0.1:8080/cb").is_ok());
-        assert!(validate_redirect_uri("http://[::1]/cb").is_ok());
-        assert!(validate_redirect_uri("http://localhost/cb").is_ok());
-        assert!(validate_redirect_uri("http://app.example/cb").is_err());
-        assert!(validate_redirect_uri("https://app.example/cb#x").is_err());
-        assert!(validate_redirect_uri("/cb").is_err());
-        assert!(validate_redirect_uri("javascript:alert(1)").is_err());
-        assert!(validate_redirect_uri("https://user:pw@app.example/cb").is_err());
-        assert!(validate_redirect_uri("com.example.app:/cb").is_err());
+        for public in [false, true] {
+            assert!(validate_redirect_uri("https://app.example/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://127.0.0.1:8080/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://[::1]/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://localhost/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://app.example/cb", public).is_err());
+            assert!(validate_redirect_uri("https://app.example/cb#x", public).is_err());
+            assert!(validate_redirect_uri("/cb", public).is_err());
+            assert!(validate_redirect_uri("https://user:pw@app.example/cb", public).is_err());
+        }
+    }
+
+    #[test]
+    fn private_use_schemes_are_for_public_clients_and_dangerous_schemes_for_nobody() {
+        assert!(validate_redirect_uri("com.example.app:/callback", true).is_ok());
+        assert!(validate_redirect_uri("com.example.app://callback", true).is_ok());
+        let confidential = validate_redirect_uri("com.example.app:/callback", false);
+        assert_eq!(
+            confidential.map_err(|e| e.code),
+            Err(ErrorCode::InvalidRedirectUri)
+        );
+        for bad in [
+            "myapp:/callback",
+            "com.example.app:callback",
+            "com.example.app:/cb#x",
+            "com.Example.app:/cb",
+            "javascript:alert(1)",
+            "javascript://x/%0aalert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:x",
+            "about:blank",
+            "blob:https://app.example/1",
+        ] {
+            assert!(validate_redirect_uri(bad, true).is_err(), "{bad}");
+            assert!(validate_redirect_uri(bad, false).is_err(), "{bad}");
+        }
     }
 }

@@ -12,7 +12,8 @@
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
 //! - [`disclosure`]: what a token may see of its user.
-//! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
+//! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used;
+//!   loopback matching on any port and private-use schemes (RFC 8252).
 //! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`docs_client`]: `hallpass-docs`, the built-in public client of Swagger UI at `/docs`.

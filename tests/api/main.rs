@@ -17,6 +17,7 @@ mod flow;
 mod hardening_flows;
 mod helpers;
 mod key_rotation;
+mod native_apps;
 mod openapi_spec;
 mod pages;
 mod rate_limit;
