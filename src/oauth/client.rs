@@ -64,7 +64,8 @@ pub struct Client {
     pub client_id: String,
     /// SHA-256 of the secret (confidential clients).
     pub secret_hash: Option<String>,
-    /// The owning user's id.
+    /// The owning user's id; empty for a client no user owns (the built-in docs client, and
+    /// dynamically registered ones, which only their registration access token manages).
     pub owner: String,
     /// Display name shown on the consent page.
     pub client_name: String,
@@ -83,9 +84,24 @@ pub struct Client {
     pub allowed_cors_origins: Vec<String>,
     /// Unix seconds.
     pub created_at: u64,
+    /// SHA-256 of the registration access token (RFC 7592), for a client registered at
+    /// `/oauth2/register`; `None` for every other client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_hash: Option<String>,
 }
 
 impl Client {
+    /// Whether the client registered itself (RFC 7591): no owner, never first-party, shown
+    /// as unverified on the consent page.
+    pub fn is_dynamic(&self) -> bool {
+        self.registration_token_hash.is_some()
+    }
+
+    /// Whether a user owns the client (and so may manage it through `/api/clients`).
+    pub fn has_owner(&self) -> bool {
+        !self.owner.is_empty()
+    }
+
     /// Whether the client may use `grant_type`.
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.grant_types.contains(&grant_type)
@@ -127,6 +143,25 @@ pub struct Registration {
     /// Exact origins (`https://app.example`) allowed to call the token, revocation and
     /// UserInfo endpoints from a browser; see [`crate::oauth::cors`].
     pub allowed_cors_origins: Option<Vec<String>>,
+    /// RFC 7591 `response_types`: only `code` is supported; ignored when absent.
+    pub response_types: Option<Vec<String>>,
+}
+
+/// Client metadata that passed [`validate`]: what a registration or an update writes.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// Display name.
+    pub client_name: String,
+    /// Redirect URIs, each valid for the client type.
+    pub redirect_uris: Vec<String>,
+    /// Grant types, sorted.
+    pub grant_types: Vec<GrantType>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Allowed scopes, all offered, never `hallpass:manage`.
+    pub scope: Scope,
+    /// Explicit CORS origins.
+    pub allowed_cors_origins: Vec<String>,
 }
 
 fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
@@ -192,14 +227,11 @@ pub fn validate_redirect_uri(raw: &str, public: bool) -> Result<(), OAuthError> 
     crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))
 }
 
-/// Validates a registration and creates the client. Returns the client and, for a
-/// confidential client, its secret (the only time it is ever shown).
-#[tracing::instrument(skip_all, fields(owner = %owner.id))]
-pub async fn register(
-    state: &AppState,
-    owner: &User,
-    reg: Registration,
-) -> Result<(Client, Option<String>), OAuthError> {
+/// Checks client metadata (RFC 7591 §2) against the server's grant types, scopes and
+/// redirect rules: the one validation of every way a client is registered or updated (the
+/// management API, and RFC 7591/7592 at `/oauth2/register`). Errors are
+/// `invalid_client_metadata` or `invalid_redirect_uri` (RFC 7591 §3.2.2).
+pub fn validate(state: &AppState, reg: Registration) -> Result<Metadata, OAuthError> {
     let client_name = reg.client_name.unwrap_or_default().trim().to_string();
     if client_name.is_empty() || client_name.chars().count() > 200 {
         return Err(metadata_error(
@@ -237,6 +269,18 @@ pub async fn register(
         })?);
     }
     let has = |g: GrantType| grant_types.contains(&g);
+    if let Some(types) = &reg.response_types {
+        if types.iter().any(|t| t != "code") {
+            return Err(metadata_error(
+                "response_types may only contain code (the only response type supported)",
+            ));
+        }
+        if !types.is_empty() && !has(GrantType::AuthorizationCode) {
+            return Err(metadata_error(
+                "response_types code needs the authorization_code grant in grant_types",
+            ));
+        }
+    }
     if method == AuthMethod::None && has(GrantType::ClientCredentials) {
         return Err(metadata_error(
             "a public client (token_endpoint_auth_method none) cannot use client_credentials",
@@ -286,6 +330,25 @@ pub async fn register(
             "offline_access needs the refresh_token grant: add it to grant_types",
         ));
     }
+    Ok(Metadata {
+        client_name,
+        redirect_uris,
+        grant_types,
+        token_endpoint_auth_method: method,
+        scope,
+        allowed_cors_origins,
+    })
+}
+
+/// Validates a registration and creates the client, owned by `owner`. Returns the client
+/// and, for a confidential client, its secret (the only time it is ever shown).
+#[tracing::instrument(skip_all, fields(owner = %owner.id))]
+pub async fn register(
+    state: &AppState,
+    owner: &User,
+    reg: Registration,
+) -> Result<(Client, Option<String>), OAuthError> {
+    let meta = validate(state, reg)?;
     if state
         .store
         .set_members(&schema::owner_clients(&owner.id))
@@ -298,19 +361,14 @@ pub async fn register(
             format!("a user may own at most {MAX_CLIENTS_PER_USER} clients; delete one first"),
         ));
     }
-    let secret = (method != AuthMethod::None).then(random_token);
-    let client = Client {
-        client_id: random_id(),
-        secret_hash: secret.as_deref().map(|s| sha256_b64(s.as_bytes())),
-        owner: owner.id.clone(),
-        client_name,
-        redirect_uris,
-        grant_types,
-        token_endpoint_auth_method: method,
-        scope,
-        allowed_cors_origins,
-        created_at: state.now(),
-    };
+    let secret = (meta.token_endpoint_auth_method != AuthMethod::None).then(random_token);
+    let client = Client::new(
+        random_id(),
+        owner.id.clone(),
+        meta,
+        secret.as_deref(),
+        state.now(),
+    );
     state
         .store
         .put_json(&schema::client(&client.client_id), &client, None)
@@ -321,6 +379,31 @@ pub async fn register(
         .await?;
     tracing::info!(client_id = %client.client_id, "client registered");
     Ok((client, secret))
+}
+
+impl Client {
+    /// A new client record from validated metadata; `secret` is hashed here.
+    pub fn new(
+        client_id: String,
+        owner: String,
+        meta: Metadata,
+        secret: Option<&str>,
+        now: u64,
+    ) -> Client {
+        Client {
+            client_id,
+            secret_hash: secret.map(|s| sha256_b64(s.as_bytes())),
+            owner,
+            client_name: meta.client_name,
+            redirect_uris: meta.redirect_uris,
+            grant_types: meta.grant_types,
+            token_endpoint_auth_method: meta.token_endpoint_auth_method,
+            scope: meta.scope,
+            allowed_cors_origins: meta.allowed_cors_origins,
+            created_at: now,
+            registration_token_hash: None,
+        }
+    }
 }
 
 /// The client with this id: a registered one, or the built-in docs client
@@ -346,7 +429,7 @@ pub async fn get_owned(
 ) -> Result<Client, OAuthError> {
     get(state, client_id)
         .await?
-        .filter(|c| c.owner == owner.id)
+        .filter(|c| c.has_owner() && c.owner == owner.id)
         .ok_or_else(|| OAuthError::not_found("no such client"))
 }
 
@@ -358,7 +441,10 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
         .set_members(&schema::owner_clients(&owner.id))
         .await?
     {
-        if let Some(c) = get(state, &id).await?.filter(|c| c.owner == owner.id) {
+        if let Some(c) = get(state, &id)
+            .await?
+            .filter(|c| c.has_owner() && c.owner == owner.id)
+        {
             out.push(c);
         }
     }
@@ -373,7 +459,8 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
 /// Deletes the owner's client (compare-and-swap; see [`client_update`](crate::oauth::client_update)).
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
-    crate::oauth::client_update::delete(state, owner, client_id).await
+    use crate::oauth::client_update::{self, Access};
+    client_update::delete(state, Access::Owner(owner), client_id).await
 }
 
 /// Replaces a confidential client's secret and returns the new one (shown once); 409 when

@@ -130,6 +130,7 @@ mod tests {
             scope: Scope::default(),
             allowed_cors_origins: Vec::new(),
             created_at: 0,
+            registration_token_hash: None,
         };
         // The registered loopback port only: the any-port rule is for redirects, not CORS.
         assert_eq!(
