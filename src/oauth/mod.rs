@@ -20,6 +20,7 @@
 //! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
 //! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
 //! - [`client_update`]: compare-and-swap updates of client records.
+//! - [`dynamic_client`]: RFC 7591 registration and RFC 7592 management at `/oauth2/register`.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
@@ -29,6 +30,7 @@ pub mod consent;
 pub mod cors;
 pub mod disclosure;
 pub mod docs_client;
+pub mod dynamic_client;
 pub mod error;
 pub mod first_party;
 pub mod grant;

@@ -308,6 +308,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
         StatusCode::OK,
         pages::consent(
             &client.client_name,
+            !client.is_dynamic(),
             &host,
             &user.username,
             &scopes,

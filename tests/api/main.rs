@@ -13,6 +13,7 @@ mod connections;
 mod consent;
 mod cors;
 mod discovery;
+mod dynamic_clients;
 mod flow;
 mod hardening_flows;
 mod helpers;
