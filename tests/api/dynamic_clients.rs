@@ -286,6 +286,17 @@ async fn unknown_metadata_is_ignored_and_invalid_metadata_gets_the_rfc_7591_erro
 }
 
 #[tokio::test]
+async fn an_oversized_registration_body_gets_413_before_it_is_read() {
+    let app = app_with(public_only).await;
+    let mut body = native_client();
+    body["padding"] = json!("x".repeat(app.state.config.max_body_bytes));
+
+    let resp = register(&app, &body).await;
+
+    assert_oauth_error(resp, 413, "invalid_request").await;
+}
+
+#[tokio::test]
 async fn a_private_use_scheme_is_registered_for_a_public_client_but_not_a_confidential_one() {
     let app = app_with(all).await;
     let mut native = native_client();
