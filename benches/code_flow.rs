@@ -149,7 +149,9 @@ fn main() {
     let (_server, target) = server_rt.block_on(async move {
         let server = TestServer::spawn(store, no_limits).await.unwrap();
         let state = &server.state;
-        let owner = users::register(state, "bench-owner", PASSWORD).await.unwrap();
+        let owner = users::register(state, "bench-owner", PASSWORD)
+            .await
+            .unwrap();
         let reg = client::Registration {
             client_name: Some("Bench".into()),
             redirect_uris: Some(vec![REDIRECT_URI.into()]),
@@ -305,7 +307,10 @@ impl Browser {
             .http
             .post(self.url("/oauth2/token"))
             .basic_auth(&self.target.client_id, Some(&self.target.secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", "beers:read")])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "beers:read"),
+            ])
             .send()
             .await
             .unwrap();

@@ -197,6 +197,7 @@ impl ClientsApi {
             token_endpoint_auth_method: b.token_endpoint_auth_method.map(|m| m.0),
             scope: b.scope.map(Text::into_inner),
             allowed_cors_origins: b.allowed_cors_origins.map(texts),
+            response_types: None,
         };
         let (c, secret) = client::register(&self.state, &owner, reg).await?;
         Ok(ClientCreated::Created(Json(view(c, secret))))

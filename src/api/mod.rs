@@ -12,6 +12,7 @@ pub mod consents;
 pub mod cors;
 pub mod discovery;
 pub mod extractors;
+pub mod registration;
 pub mod revocation;
 pub mod security;
 pub mod sessions;
@@ -55,6 +56,7 @@ pub type Apis = (
     consents::ConsentsApi,
     userinfo::UserInfoApi,
     sessions::SessionsApi,
+    registration::RegistrationApi,
 );
 
 /// The OpenAPI service of every JSON endpoint.
@@ -69,6 +71,7 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
             consents::ConsentsApi { state: state.clone() },
             userinfo::UserInfoApi { state: state.clone() },
             sessions::SessionsApi { state: state.clone() },
+            registration::RegistrationApi { state: state.clone() },
         ),
         "Hallpass",
         env!("CARGO_PKG_VERSION"),

@@ -67,9 +67,12 @@ pub fn login(
     )
 }
 
-/// The consent page: who asks, for whom, for what.
+/// The consent page: who asks, for whom, for what. `verified` is false for a client that
+/// registered itself (RFC 7591): its name is whatever its registrant chose, and the page says
+/// so.
 pub fn consent(
     client_name: &str,
+    verified: bool,
     redirect_host: &str,
     username: &str,
     scopes: &[(String, String)],
@@ -86,10 +89,19 @@ pub fn consent(
             )
         })
         .collect();
+    let unverified = if verified {
+        String::new()
+    } else {
+        format!(
+            r#"<p class="error" role="note"><strong>Unverified application.</strong> It registered itself with Hallpass, which has not checked who runs it: the name “{client}” is its own claim. Allow access only if you started this from an application you trust at <code>{host}</code>.</p>"#,
+            client = escape(client_name),
+            host = escape(redirect_host),
+        )
+    };
     layout(
         "Allow access?",
         &format!(
-            r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>
+            r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>{unverified}
 <ul>{items}</ul>
 <form method="post" action="/oauth2/authorize">
 <input type="hidden" name="txn" value="{txn}">
@@ -166,6 +178,7 @@ mod tests {
     fn every_shown_value_is_escaped() {
         let page = consent(
             "<script>x</script>",
+            false,
             "a\"b",
             "u&u",
             &[("s".into(), "<b>".into())],
@@ -178,6 +191,8 @@ mod tests {
         assert!(page.contains("a&quot;b"));
         assert!(page.contains("u&amp;u"));
         assert!(page.contains("t&#x27;"));
+        assert!(page.contains("Unverified application"));
+        assert!(!page.contains("“<script>"));
         let login = login(None, "c", "/", "", Some("<i>App</i>"));
         assert!(login.contains("continue to <strong>&lt;i&gt;App&lt;/i&gt;</strong>"));
     }
