@@ -21,8 +21,10 @@
 //! - `remembered`: a live session and remembered consent: authorize (redirects with the
 //!   code at once) → token.
 //!
-//! Prints, per mode: flows/s, p50 and p99 of a whole flow, and the server's CPU time per
-//! flow, also as a multiple of a client-credentials token's.
+//! Prints the machine's reference first (JWT signatures per second on one core with the
+//! server's key type, `support/signing_rate.rs`), then, per mode: flows/s, p50 and p99 of a
+//! whole flow, and the server's CPU time per flow, also as a multiple of a
+//! client-credentials token's.
 //!
 //! ```text
 //! cargo bench --bench code_flow
@@ -47,6 +49,9 @@ use hallpass::{
     testing::TestServer,
 };
 use reqwest::{StatusCode, header};
+
+#[path = "support/signing_rate.rs"]
+mod signing_rate;
 
 const SERVER_THREAD: &str = "hp-server";
 const PASSWORD: &str = "bench password 42";
@@ -92,6 +97,8 @@ struct Target {
     secret: String,
     /// The users, one per virtual browser (`bench-<i>`).
     users: Vec<String>,
+    /// The server's signing algorithm.
+    alg: hallpass::config::SigningAlg,
 }
 
 fn open_store() -> (Arc<dyn Store>, &'static str) {
@@ -174,6 +181,7 @@ fn main() {
             client_id: c.client_id,
             secret: secret.unwrap(),
             users: names,
+            alg: state.config.signing_alg,
         };
         (server, Arc::new(target))
     });
@@ -185,6 +193,13 @@ fn main() {
         .unwrap();
     println!(
         "code_flow store={store_name} connections={connections} server_threads={server_threads} secs={secs}"
+    );
+    let rate = signing_rate::signing_rate(target.alg, Duration::from_secs(1));
+    println!(
+        "  reference: {:.0} {:?} signatures/s on one core ({:.1} µs each)",
+        rate,
+        target.alg,
+        1e6 / rate
     );
     let mut baseline: Option<f64> = None;
     for mode in modes {
