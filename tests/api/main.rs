@@ -19,6 +19,7 @@ mod helpers;
 mod key_rotation;
 mod openapi_spec;
 mod pages;
+mod processes;
 mod rate_limit;
 mod redis_backends;
 mod refresh;
