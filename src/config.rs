@@ -1,6 +1,7 @@
 //! Configuration: one value, read once in `main`, passed down; never a global.
 //!
-//! Every setting is an environment variable with a `HALLPASS_` prefix (plus `REDIS_URL`) and a
+//! Every setting is an environment variable with a `HALLPASS_` prefix (plus `REDIS_URL` and
+//! `REDIS_CLUSTER_URLS`; [`RedisConnArgs`], shared with the beer locker, reads those) and a
 //! command-line flag of the same meaning (`HALLPASS_CODE_TTL` is `--code-ttl`). [`ConfigArgs`]
 //! is what clap parses; [`Config::from_args`] validates it and fails with a message that says
 //! how to fix the value. Tests build a [`Config`] directly, starting from [`Config::default`].

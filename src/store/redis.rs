@@ -243,20 +243,16 @@ impl RedisStore {
                     due
                 });
                 if due {
-                    tracing::warn!(
-                        store = %self.options.location(),
-                        "store: repeated Redis timeouts; rebuilding the connection"
-                    );
                     self.timeouts.store(0, Ordering::Relaxed);
                     let n = self.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
                     self.rebuilding.store(true, Ordering::Relaxed);
                     if let Ok(mut slot) = self.conn.write() {
                         *slot = None;
                     }
-                    tracing::info!(
+                    tracing::warn!(
                         store = %self.options.location(),
                         reconnects = n,
-                        "store: Redis connection dropped for a rebuild; the next request reconnects"
+                        "store: repeated Redis timeouts; rebuilding the connection (the next request reconnects)"
                     );
                 }
             }
