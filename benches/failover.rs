@@ -91,7 +91,7 @@ async fn main() {
     let total = Duration::from_secs(env_u64("FAILOVER_SECS", 15));
     let seeds: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
     let prefix = format!("hallpass-failover:{}:", hallpass::crypto::random_id());
-    let mut options = RedisOptions::new(RedisTarget::Cluster(seeds), &prefix);
+    let mut options = RedisOptions::new(RedisTarget::Cluster(seeds.clone()), &prefix);
     options.connect_timeout = Duration::from_millis(500);
     options.response_timeout = Duration::from_millis(500);
     let dir = std::env::temp_dir().join(format!(
@@ -262,6 +262,9 @@ async fn main() {
         "  store connection rebuilds (hallpass_store_reconnects_total per instance): {rebuilds:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+    drop(servers);
+    let deleted = hallpass::testing::delete_keys_with_prefix(&RedisTarget::Cluster(seeds), &prefix);
+    println!("  deleted the run's {deleted} Redis keys");
     assert_eq!(others, 0);
     assert_eq!(redeemed_twice, 0);
     assert!(families_ok);
