@@ -7,8 +7,10 @@
 //! `FAILOVER_SECS` (default 15). Then it prints every answer's status per kind (only 200, 303
 //! and 503 are allowed; a replayed code must get 400 or 503), the window of 503s and the time from the replica's promotion to the
 //! last 503, and checks that no code was redeemed twice and that every refresh family still
-//! rotates. A stopped master is continued at the end; a killed one is restarted by running
-//! `.ci/redis-up` again (it rejoins as a replica).
+//! rotates, and how many times each instance rebuilt its cluster connection after repeated
+//! timeouts (`hallpass_store_reconnects_total`, read from its `/metrics`). A stopped master is
+//! continued at the end; a killed one is restarted by running `.ci/redis-up` again (it
+//! rejoins as a replica).
 //!
 //! ```text
 //! eval "$(.ci/redis-up)"
@@ -89,7 +91,7 @@ async fn main() {
     let total = Duration::from_secs(env_u64("FAILOVER_SECS", 15));
     let seeds: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
     let prefix = format!("hallpass-failover:{}:", hallpass::crypto::random_id());
-    let mut options = RedisOptions::new(RedisTarget::Cluster(seeds), &prefix);
+    let mut options = RedisOptions::new(RedisTarget::Cluster(seeds.clone()), &prefix);
     options.connect_timeout = Duration::from_millis(500);
     options.response_timeout = Duration::from_millis(500);
     let dir = std::env::temp_dir().join(format!(
@@ -205,6 +207,22 @@ async fn main() {
             .unwrap();
     }
 
+    // The connection rebuilds each instance counted, as its /metrics exports them.
+    let mut rebuilds = Vec::new();
+    for server in &servers {
+        let text = reqwest::get(format!("{}/metrics", server.address))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hallpass_store_reconnects_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("/metrics exports hallpass_store_reconnects_total");
+        rebuilds.push(n);
+    }
     let log = log.lock().unwrap();
     let mut counts: BTreeMap<(&str, u16), u64> = BTreeMap::new();
     for (kind, status, _) in log.iter() {
@@ -240,7 +258,13 @@ async fn main() {
             .map(|p| p.saturating_sub(killed_at))
             .unwrap_or_default()
     );
+    println!(
+        "  store connection rebuilds (hallpass_store_reconnects_total per instance): {rebuilds:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+    drop(servers);
+    let deleted = hallpass::testing::delete_keys_with_prefix(&RedisTarget::Cluster(seeds), &prefix);
+    println!("  deleted the run's {deleted} Redis keys");
     assert_eq!(others, 0);
     assert_eq!(redeemed_twice, 0);
     assert!(families_ok);

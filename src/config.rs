@@ -1,6 +1,7 @@
 //! Configuration: one value, read once in `main`, passed down; never a global.
 //!
-//! Every setting is an environment variable with a `HALLPASS_` prefix (plus `REDIS_URL`) and a
+//! Every setting is an environment variable with a `HALLPASS_` prefix (plus `REDIS_URL` and
+//! `REDIS_CLUSTER_URLS`; [`RedisConnArgs`], shared with the beer locker, reads those) and a
 //! command-line flag of the same meaning (`HALLPASS_CODE_TTL` is `--code-ttl`). [`ConfigArgs`]
 //! is what clap parses; [`Config::from_args`] validates it and fails with a message that says
 //! how to fix the value. Tests build a [`Config`] directly, starting from [`Config::default`].
@@ -174,9 +175,11 @@ pub struct KeyArgs {
     pub jwks_max_age: u64,
 }
 
-/// The store settings: all `hallpass users create` needs.
+/// How to reach Redis: the settings the `hallpass` and `beer-locker` binaries share (the
+/// same variables, parsed and validated by the same code), each binary adding its own key
+/// prefix.
 #[derive(clap::Args, Clone)]
-pub struct RedisArgs {
+pub struct RedisConnArgs {
     /// Redis URL of one node (`redis://`, `rediss://` for TLS, `redis+unix://`). Unset (and no
     /// cluster): the in-memory store, which keeps nothing across restarts.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -184,9 +187,6 @@ pub struct RedisArgs {
     /// A Redis Cluster instead: comma-separated seed URLs (`redis://` or `rediss://`).
     #[arg(long, env = "REDIS_CLUSTER_URLS", hide_env_values = true)]
     pub redis_cluster_urls: Option<String>,
-    /// Prefix of every Redis key, so several deployments can share one Redis.
-    #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
-    pub redis_prefix: String,
     /// PEM file of a private CA that signed the Redis servers' TLS certificates.
     #[arg(long, env = "HALLPASS_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
@@ -204,17 +204,12 @@ pub struct RedisArgs {
         default_value_t = 2000
     )]
     pub redis_response_timeout_ms: u64,
-    /// Replicas that must acknowledge security-critical writes (WAIT); 0 does not wait.
-    #[arg(long, env = "HALLPASS_REDIS_WAIT_REPLICAS", default_value_t = 0)]
-    pub redis_wait_replicas: u32,
-    /// Milliseconds such a write waits for its replicas before answering 503.
-    #[arg(long, env = "HALLPASS_REDIS_WAIT_TIMEOUT_MS", default_value_t = 500)]
-    pub redis_wait_timeout_ms: u64,
 }
 
-impl RedisArgs {
-    /// The validated store settings: `None` for the memory store.
-    pub fn options(&self) -> Result<Option<RedisOptions>, ConfigError> {
+impl RedisConnArgs {
+    /// The validated settings with keys under `prefix`: `None` for the memory store. Setting
+    /// both `REDIS_URL` and `REDIS_CLUSTER_URLS` is an error that says so.
+    pub fn options(&self, prefix: &str) -> Result<Option<RedisOptions>, ConfigError> {
         let node = validate_redis_url(self.redis_url.clone())?;
         let seeds: Vec<String> = self
             .redis_cluster_urls
@@ -245,13 +240,50 @@ impl RedisArgs {
             }
             (None, true) => return Ok(None),
         };
-        let mut options = RedisOptions::new(target, &self.redis_prefix);
+        let mut options = RedisOptions::new(target, prefix);
         options.ca_file = self
             .redis_ca_file
             .clone()
             .filter(|p| !p.as_os_str().is_empty());
         options.connect_timeout = Duration::from_millis(self.redis_connect_timeout_ms.max(1));
         options.response_timeout = Duration::from_millis(self.redis_response_timeout_ms.max(1));
+        Ok(Some(options))
+    }
+}
+
+impl std::fmt::Debug for RedisConnArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnArgs")
+            .field("store", &redis_location(self.redis_url.as_deref()))
+            .field("cluster", &self.redis_cluster_urls.is_some())
+            .field("ca_file", &self.redis_ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store settings: all `hallpass users create` needs.
+#[derive(clap::Args, Clone)]
+pub struct RedisArgs {
+    /// How to reach Redis (shared with the beer locker).
+    #[command(flatten)]
+    pub conn: RedisConnArgs,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "HALLPASS_REDIS_PREFIX", default_value = "hallpass:")]
+    pub redis_prefix: String,
+    /// Replicas that must acknowledge security-critical writes (WAIT); 0 does not wait.
+    #[arg(long, env = "HALLPASS_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// Milliseconds such a write waits for its replicas before answering 503.
+    #[arg(long, env = "HALLPASS_REDIS_WAIT_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_wait_timeout_ms: u64,
+}
+
+impl RedisArgs {
+    /// The validated store settings: `None` for the memory store.
+    pub fn options(&self) -> Result<Option<RedisOptions>, ConfigError> {
+        let Some(mut options) = self.conn.options(&self.redis_prefix)? else {
+            return Ok(None);
+        };
         options.wait_replicas = self.redis_wait_replicas;
         options.wait_timeout = Duration::from_millis(self.redis_wait_timeout_ms.max(1));
         Ok(Some(options))
@@ -261,8 +293,7 @@ impl RedisArgs {
 impl std::fmt::Debug for RedisArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisArgs")
-            .field("store", &redis_location(self.redis_url.as_deref()))
-            .field("cluster", &self.redis_cluster_urls.is_some())
+            .field("conn", &self.conn)
             .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
@@ -431,7 +462,7 @@ impl Config {
             None => issuer.clone(),
         };
         let redis = args.redis.options()?;
-        let redis_url = validate_redis_url(args.redis.redis_url)?;
+        let redis_url = validate_redis_url(args.redis.conn.redis_url)?;
         let first_party_clients =
             crate::oauth::first_party::parse_setting(&args.first_party_clients)
                 .map_err(ConfigError)?;
@@ -583,7 +614,7 @@ pub fn parse_scopes(raw: &str) -> Result<Vec<ScopeDef>, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -630,14 +661,21 @@ mod tests {
         assert!(!format!("{options:?}").contains("s3cret"));
     }
 
-    fn redis_args(url: Option<&str>, cluster: Option<&str>) -> RedisArgs {
-        RedisArgs {
+    /// The shared connection settings with default timeouts and no CA file.
+    pub(crate) fn conn_args(url: Option<&str>, cluster: Option<&str>) -> RedisConnArgs {
+        RedisConnArgs {
             redis_url: url.map(String::from),
             redis_cluster_urls: cluster.map(String::from),
-            redis_prefix: "p:".into(),
             redis_ca_file: None,
             redis_connect_timeout_ms: 2000,
             redis_response_timeout_ms: 2000,
+        }
+    }
+
+    fn redis_args(url: Option<&str>, cluster: Option<&str>) -> RedisArgs {
+        RedisArgs {
+            conn: conn_args(url, cluster),
+            redis_prefix: "p:".into(),
             redis_wait_replicas: 1,
             redis_wait_timeout_ms: 500,
         }

@@ -3,7 +3,8 @@
 //! Counters are plain atomics in [`Metrics`], held by the state: requests by endpoint and
 //! status class (a fixed set of endpoint labels, so a scan of random paths cannot blow up the
 //! series count), tokens issued by grant type, refresh-token reuse detections; the keys'
-//! states are read at scrape time. Nothing secret is ever a label.
+//! states and the store's connection rebuilds (`hallpass_store_reconnects_total`, counted by
+//! the store itself) are read at scrape time. Nothing secret is ever a label.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -131,6 +132,12 @@ impl Metrics {
                 self.throttled[i].load(Ordering::Relaxed)
             ));
         }
+        out.push_str("# HELP hallpass_store_reconnects_total Times the store dropped its Redis connection after repeated timeouts and rebuilt it (at most once a second).\n");
+        out.push_str("# TYPE hallpass_store_reconnects_total counter\n");
+        out.push_str(&format!(
+            "hallpass_store_reconnects_total {}\n",
+            state.store.reconnects()
+        ));
         out.push_str("# HELP hallpass_signing_keys Signing keys by state.\n");
         out.push_str("# TYPE hallpass_signing_keys gauge\n");
         let keys = state.keys();

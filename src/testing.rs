@@ -2,7 +2,9 @@
 //! benchmarks (`benches/`): a real [`Application`] built through [`Application::builder`],
 //! exactly like `main` builds it (keys loaded from a directory, the session key, the key
 //! reloader), but on port 0, with a [`MockClock`], the given store and a fresh keys directory
-//! that is removed when the server is dropped. Not part of the supported API.
+//! that is removed when the server is dropped; and [`delete_keys_with_prefix`], the cleanup of
+//! tests and benchmarks that run `hallpass` as separate processes. Not part of the supported
+//! API.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -132,4 +134,71 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Deletes every key under `prefix` (and the `{prefix…}` keys the Redis store puts in the same
+/// hash slots) from one node, or from every master of a cluster (found by `CLUSTER NODES` on
+/// the first seed), by `SCAN`; returns how many it deleted. For the tests and benchmarks that
+/// run `hallpass` as separate processes, whose stores keep no journal. Plain `redis://` only;
+/// unreachable nodes are skipped.
+pub fn delete_keys_with_prefix(target: &crate::store::redis::RedisTarget, prefix: &str) -> usize {
+    use crate::store::redis::RedisTarget;
+    let urls = match target {
+        RedisTarget::Node(url) => vec![url.clone()],
+        RedisTarget::Cluster(seeds) => seeds
+            .first()
+            .map(|s| cluster_masters(s))
+            .unwrap_or_default(),
+    };
+    let mut deleted = 0;
+    for url in urls {
+        let Ok(mut conn) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection())
+        else {
+            continue;
+        };
+        for pattern in [format!("{prefix}*"), format!("{{{prefix}*")] {
+            let keys: Vec<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter(&mut conn)
+                .map(|it| it.filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            for key in keys {
+                let n: usize = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap_or(0);
+                deleted += n;
+            }
+        }
+    }
+    deleted
+}
+
+/// The URL of every master of the cluster `seed` belongs to: the seed's URL (with its
+/// credentials) at each master's host and port.
+fn cluster_masters(seed: &str) -> Vec<String> {
+    let Ok(mut conn) = redis::Client::open(seed).and_then(|c| c.get_connection()) else {
+        return Vec::new();
+    };
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut conn)
+        .unwrap_or_default();
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let flags = fields.get(2)?;
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let (host, port) = fields.get(1)?.split('@').next()?.rsplit_once(':')?;
+            let mut url = url::Url::parse(seed).ok()?;
+            url.set_host(Some(host)).ok()?;
+            url.set_port(port.parse().ok()).ok()?;
+            Some(url.to_string())
+        })
+        .collect()
 }

@@ -1,14 +1,16 @@
 //! The beer locker's settings: flags and `BEER_LOCKER_*` variables ([`BeerLockerArgs`]),
-//! validated into a [`BeerLockerConfig`] whose errors name the variable to fix. The Redis URL
-//! rules and the redacted store in `Debug` are the ones the `hallpass` binary uses.
+//! validated into a [`BeerLockerConfig`] whose errors name the variable to fix. The store
+//! settings are Hallpass's own ([`RedisConnArgs`]: `REDIS_URL` or `REDIS_CLUSTER_URLS`, never
+//! both, the CA file and the timeouts), parsed and validated by the same code, with the beer
+//! locker's key prefix; the `Debug` shows hosts only, as Hallpass's does.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use url::Url;
 
 use crate::{
-    config::{ConfigError, redis_location, validate_redis_url},
-    store::{Store, StoreError},
+    config::{ConfigError, RedisConnArgs},
+    store::{Store, StoreError, redis::RedisOptions},
     uri::is_loopback_host,
     verify::{BuildError, Verifier},
 };
@@ -35,10 +37,11 @@ pub struct BeerLockerArgs {
     /// `https://beers.example.com`). Defaults to http:// and the bound address.
     #[arg(long, env = "BEER_LOCKER_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Redis URL (`redis://`, `rediss://` for TLS, `redis+unix://`).
-    /// Unset: the in-memory store, which keeps nothing across restarts.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    /// Where the beers are kept: Hallpass's store settings (`REDIS_URL` or
+    /// `REDIS_CLUSTER_URLS`, `HALLPASS_REDIS_CA_FILE`, the timeouts). Unset: the in-memory
+    /// store, which keeps nothing across restarts.
+    #[command(flatten)]
+    pub redis: RedisConnArgs,
     /// Prefix of every Redis key of the beer locker.
     #[arg(long, env = "BEER_LOCKER_REDIS_PREFIX", default_value = "beer-locker:")]
     pub redis_prefix: String,
@@ -65,10 +68,10 @@ pub struct BeerLockerConfig {
     /// Public base URL without a trailing slash (`BEER_LOCKER_PUBLIC_URL`); `None`: from the
     /// bound address.
     pub public_url: Option<String>,
-    /// Redis URL (`REDIS_URL`); `None`: memory. May hold a password: never logged.
-    pub redis_url: Option<String>,
-    /// Redis key prefix (`BEER_LOCKER_REDIS_PREFIX`).
-    pub redis_prefix: String,
+    /// The Redis store (`REDIS_URL` or `REDIS_CLUSTER_URLS`, CA file, timeouts, and the key
+    /// prefix `BEER_LOCKER_REDIS_PREFIX`); `None`: memory. Its URLs may hold a password: its
+    /// `Debug` shows hosts only.
+    pub redis: Option<RedisOptions>,
     /// Origins whose pages may call `/api/beers` (`BEER_LOCKER_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
     /// The client Swagger UI signs in with (`BEER_LOCKER_DOCS_CLIENT_ID`).
@@ -83,7 +86,13 @@ impl std::fmt::Debug for BeerLockerConfig {
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("cors_origins", &self.cors_origins)
-            .field("store", &redis_location(self.redis_url.as_deref()))
+            .field(
+                "store",
+                &self
+                    .redis
+                    .as_ref()
+                    .map_or_else(|| "memory".to_string(), RedisOptions::location),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -98,8 +107,7 @@ impl BeerLockerConfig {
             issuer,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
-            redis_url: None,
-            redis_prefix: "beer-locker:".into(),
+            redis: None,
             cors_origins: Vec::new(),
             docs_client_id: None,
         }
@@ -126,7 +134,7 @@ impl BeerLockerConfig {
             None => None,
             Some(raw) => Some(validate_public_url(&raw)?),
         };
-        let redis_url = validate_redis_url(args.redis_url)?;
+        let redis = args.redis.options(&args.redis_prefix)?;
         let cors_origins: Vec<String> = args
             .cors_origins
             .into_iter()
@@ -146,21 +154,15 @@ impl BeerLockerConfig {
             audience,
             bind,
             public_url,
-            redis_url,
-            redis_prefix: args.redis_prefix,
+            redis,
             docs_client_id: args.docs_client_id.filter(|c| !c.trim().is_empty()),
         })
     }
 
-    /// The store this configuration selects: Redis when `REDIS_URL` is set, else memory
-    /// (with a warning), chosen exactly as Hallpass chooses its own.
+    /// The store this configuration selects: Redis (one node or a cluster) when set, else
+    /// memory (with a warning), chosen exactly as Hallpass chooses its own.
     pub fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
-        crate::startup::open_store(
-            self.redis_url
-                .as_deref()
-                .map(|url| crate::store::redis::RedisOptions::node(url, &self.redis_prefix)),
-            "beers",
-        )
+        crate::startup::open_store(self.redis.clone(), "beers")
     }
 }
 
@@ -198,7 +200,7 @@ mod tests {
             audience: None,
             bind: "127.0.0.1:4000".into(),
             public_url: None,
-            redis_url: None,
+            redis: crate::config::tests::conn_args(None, None),
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
             docs_client_id: None,
@@ -241,7 +243,7 @@ mod tests {
             .contains("BEER_LOCKER_BIND")
         );
         let http = BeerLockerArgs {
-            redis_url: Some("http://r:6380".into()),
+            redis: crate::config::tests::conn_args(Some("http://r:6380"), None),
             ..args("https://auth.example")
         };
         assert!(err(http).contains("rediss://"));
@@ -252,10 +254,63 @@ mod tests {
         assert!(err(public).contains("BEER_LOCKER_PUBLIC_URL"));
     }
 
+    /// The beer locker reads Hallpass's store settings with Hallpass's rules: a cluster, its
+    /// CA file and timeouts reach the store options under the beer locker's prefix, and one
+    /// node plus a cluster is a start-up error.
+    #[test]
+    fn the_store_settings_are_hallpass_s_cluster_ca_and_timeouts_and_not_both_kinds() {
+        let cluster = BeerLockerArgs {
+            redis: RedisConnArgs {
+                redis_ca_file: Some("/etc/redis/ca.pem".into()),
+                redis_connect_timeout_ms: 300,
+                redis_response_timeout_ms: 700,
+                ..crate::config::tests::conn_args(
+                    None,
+                    Some("rediss://:pw@r1:7000, rediss://r2:7001"),
+                )
+            },
+            redis_prefix: "beers-eu:".into(),
+            ..args("https://auth.example")
+        };
+        let options = BeerLockerConfig::from_args(cluster)
+            .unwrap()
+            .redis
+            .expect("a Redis store");
+        assert!(
+            options.target
+                == crate::store::redis::RedisTarget::Cluster(vec![
+                    "rediss://:pw@r1:7000".into(),
+                    "rediss://r2:7001".into()
+                ])
+        );
+        assert_eq!(options.prefix, "beers-eu:");
+        assert_eq!(
+            options.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
+        assert_eq!(options.connect_timeout.as_millis(), 300);
+        assert_eq!(options.response_timeout.as_millis(), 700);
+
+        let both = BeerLockerArgs {
+            redis: crate::config::tests::conn_args(Some("redis://r:6379"), Some("redis://r1:7000")),
+            ..args("https://auth.example")
+        };
+        let err = BeerLockerConfig::from_args(both).unwrap_err().to_string();
+        assert!(
+            err.contains("both REDIS_URL and REDIS_CLUSTER_URLS"),
+            "{err}"
+        );
+        let memory = BeerLockerConfig::from_args(args("https://auth.example")).unwrap();
+        assert!(memory.redis.is_none());
+    }
+
     #[test]
     fn the_debug_form_never_shows_the_redis_password() {
         let config = BeerLockerConfig {
-            redis_url: Some("redis://:s3cret@127.0.0.1:6379".into()),
+            redis: Some(RedisOptions::node(
+                "redis://:s3cret@127.0.0.1:6379",
+                "beer-locker:",
+            )),
             ..BeerLockerConfig::new("http://127.0.0.1:3000")
         };
         let debug = format!("{config:?}");

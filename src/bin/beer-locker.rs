@@ -48,6 +48,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: BeerLockerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    // A store that cannot work (wrong password, TLS or CA) stops the start with a message
+    // that names it, as Hallpass's does; one that is only unreachable is a warning.
+    hallpass::startup::check_redis(config.redis.as_ref()).await?;
     let store = config.open_store()?;
     let server = BeerLockerServer::bind(&config, store, Arc::new(SystemClock)).await?;
     let resource = server.locker().resource.clone();

@@ -86,6 +86,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// How many times the store dropped its connection to rebuild it (Redis, after repeated
+    /// timeouts); 0 for a store without a connection. Exported as
+    /// `hallpass_store_reconnects_total`.
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 /// JSON helpers over any [`Store`].

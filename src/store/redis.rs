@@ -3,7 +3,9 @@
 //! One connection ([`Conn`]) is shared by every request. It is made lazily, so the server
 //! starts (and answers 503 `temporarily_unavailable`) while Redis is down, and recovers
 //! without a restart. After repeated timeouts (a master that hangs without closing its
-//! sockets) the connection is rebuilt, at most once a second, so a promoted replica is found.
+//! sockets) the connection is rebuilt, at most once a second, so a promoted replica is found;
+//! each rebuild is logged (hosts only, never the URL) and counted ([`Store::reconnects`],
+//! exported as `hallpass_store_reconnects_total`).
 //!
 //! Every operation is one command or one Lua script on one key: atomic, and on a cluster it
 //! touches one slot (keys are escaped by [`super::schema`], so user text never picks a slot).
@@ -24,7 +26,7 @@ use std::{
     collections::HashSet,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -117,6 +119,10 @@ pub struct RedisStore {
     connecting: tokio::sync::Mutex<()>,
     timeouts: AtomicU32,
     last_rebuild: Mutex<Option<Instant>>,
+    /// Rebuilds so far (connections dropped after repeated timeouts).
+    reconnects: AtomicU64,
+    /// Whether the next connection made replaces one dropped for a rebuild (to log it).
+    rebuilding: AtomicBool,
     journal: Option<Journal>,
     take: Script,
     cas: Script,
@@ -140,6 +146,8 @@ impl RedisStore {
             connecting: tokio::sync::Mutex::new(()),
             timeouts: AtomicU32::new(0),
             last_rebuild: Mutex::new(None),
+            reconnects: AtomicU64::new(0),
+            rebuilding: AtomicBool::new(false),
             journal: None,
             take: Script::new(TAKE),
             cas: Script::new(CAS),
@@ -200,6 +208,13 @@ impl RedisStore {
         if let Ok(mut slot) = self.conn.write() {
             *slot = Some(c.clone());
         }
+        if self.rebuilding.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                store = %self.options.location(),
+                reconnects = self.reconnects.load(Ordering::Relaxed),
+                "store: Redis connection rebuilt (slot map read afresh)"
+            );
+        }
         Ok(c)
     }
 
@@ -228,14 +243,17 @@ impl RedisStore {
                     due
                 });
                 if due {
-                    tracing::warn!(
-                        store = %self.options.location(),
-                        "store: repeated Redis timeouts; rebuilding the connection"
-                    );
                     self.timeouts.store(0, Ordering::Relaxed);
+                    let n = self.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+                    self.rebuilding.store(true, Ordering::Relaxed);
                     if let Ok(mut slot) = self.conn.write() {
                         *slot = None;
                     }
+                    tracing::warn!(
+                        store = %self.options.location(),
+                        reconnects = n,
+                        "store: repeated Redis timeouts; rebuilding the connection (the next request reconnects)"
+                    );
                 }
             }
         } else {
@@ -439,6 +457,10 @@ impl Store for RedisStore {
         let mut c = self.conn().await?;
         self.ok(redis::cmd("PING").query_async::<String>(&mut c).await)
             .map(|_| ())
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 }
 

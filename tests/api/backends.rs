@@ -124,3 +124,30 @@ impl Drop for Cleanup {
         .join();
     }
 }
+
+/// Deletes every key under `prefix` from this backend (see
+/// [`hallpass::testing::delete_keys_with_prefix`]): for stores other processes wrote, where no
+/// journal exists. Memory and TLS (never shared with processes here): 0.
+pub fn delete_prefix(backend: &Backend, prefix: &str) -> usize {
+    let target = match backend {
+        Backend::Memory | Backend::RedisTls(..) => return 0,
+        Backend::Redis(url) => RedisTarget::Node(url.clone()),
+        Backend::Cluster(seeds) => RedisTarget::Cluster(seeds.clone()),
+    };
+    hallpass::testing::delete_keys_with_prefix(&target, prefix)
+}
+
+/// Deletes the keys under a prefix (see [`delete_prefix`]) when dropped, so a test that fails
+/// half-way leaves none either.
+pub struct PrefixCleanup {
+    /// Where the keys are.
+    pub backend: Backend,
+    /// Their prefix.
+    pub prefix: String,
+}
+
+impl Drop for PrefixCleanup {
+    fn drop(&mut self) {
+        delete_prefix(&self.backend, &self.prefix);
+    }
+}

@@ -23,12 +23,35 @@ where
     }
 }
 
-/// A running server (the shared [`TestServer`], built like `main` builds it) and a client.
-pub struct TestApp {
-    /// `http://127.0.0.1:<port>`, also the issuer.
+/// A Hallpass server reached over HTTP alone: its address and a client. Every request helper
+/// and persona lives here, so a test drives an in-process [`TestApp`] (which derefs to it) and
+/// a separate `hallpass` process (`tests/api/processes.rs`) the same way.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    /// `http://127.0.0.1:<port>`.
     pub address: String,
     /// A client that never follows redirects and keeps no cookies.
     pub http: reqwest::Client,
+}
+
+impl Remote {
+    /// The server at `address`, with a client that never follows redirects.
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+}
+
+/// A running server (the shared [`TestServer`], built like `main` builds it) and a client
+/// ([`Remote`], whose `address` is also the issuer unless the test chose another).
+pub struct TestApp {
+    /// The address and the client, with the request helpers.
+    pub remote: Remote,
     /// The server's state (store, keys, config).
     pub state: AppState,
     /// The server's clock; tests move it forward instead of sleeping.
@@ -61,15 +84,19 @@ pub async fn spawn_app_with_store(
         .await
         .expect("the test server starts");
     TestApp {
-        address: server.address.clone(),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        remote: Remote::new(server.address.clone()),
         state: server.state.clone(),
         clock: server.clock.clone(),
         _server: server,
         _cleanup: None,
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
     }
 }
 
@@ -177,7 +204,7 @@ pub async fn assert_oauth_error(resp: reqwest::Response, status: u16, code: &str
     body
 }
 
-impl TestApp {
+impl Remote {
     /// `address` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
@@ -408,7 +435,7 @@ pub async fn raw_http(host: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl TestApp {
+impl Remote {
     /// A client allowed to use refresh tokens, with its owner.
     pub async fn refreshing_client(&self) -> TestClient {
         self.client_with(json!({

@@ -21,6 +21,7 @@ mod key_rotation;
 mod native_apps;
 mod openapi_spec;
 mod pages;
+mod processes;
 mod rate_limit;
 mod redis_backends;
 mod refresh;

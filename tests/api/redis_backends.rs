@@ -264,3 +264,91 @@ async fn security_critical_writes_wait_for_replicas_or_answer_503() {
         expire(&store).await;
     }
 }
+
+/// A TCP proxy to `upstream` that stops forwarding, both ways, while its switch is on: a Redis
+/// that hangs with its sockets open, as a SIGSTOPped master does.
+async fn freezable_proxy(upstream: String) -> (String, tokio::sync::watch::Sender<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (frozen, watch) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            for (mut from, mut to) in [
+                (
+                    Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                    Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                ),
+                (Box::new(sr), Box::new(cw)),
+            ] {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buf).await {
+                        if watch.wait_for(|frozen| !*frozen).await.is_err()
+                            || to.write_all(&buf[..n]).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (format!("redis://{addr}"), frozen)
+}
+
+/// A node that stops answering with its sockets open makes the store drop its connection
+/// after three timeouts in a row and reconnect on a later command; the rebuild is counted
+/// once and exported as `hallpass_store_reconnects_total`.
+#[tokio::test]
+async fn repeated_timeouts_rebuild_the_connection_once_and_metrics_count_it() {
+    let Some(url) = env("REDIS_URL") else {
+        eprintln!("REDIS_URL unset: the rebuild test needs a Redis to hang in front of");
+        return;
+    };
+    let upstream = url::Url::parse(&url).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap_or(6379)
+    );
+    let (proxy, frozen) = freezable_proxy(upstream).await;
+    let mut options = RedisOptions::node(&proxy, "hallpass-test-rebuild:");
+    options.connect_timeout = std::time::Duration::from_millis(100);
+    options.response_timeout = std::time::Duration::from_millis(100);
+    let store = Arc::new(RedisStore::open(options));
+    let app = spawn_app_with_store(store.clone(), |_| {}).await;
+    use hallpass::store::Store;
+    store.ping().await.unwrap();
+    assert_eq!(store.reconnects(), 0);
+
+    // Act: the node hangs; six commands fail (three time out, and then the new connection
+    // cannot be made while it hangs).
+    frozen.send_replace(true);
+    for _ in 0..6 {
+        assert!(store.ping().await.is_err(), "a hung node times out");
+    }
+    let while_hung = store.reconnects();
+    frozen.send_replace(false);
+    store.ping().await.unwrap();
+
+    // Assert: one rebuild (the second three timeouts came within the second), then healthy.
+    assert_eq!(
+        while_hung, 1,
+        "rebuilt after three timeouts, once a second at most"
+    );
+    assert_eq!(store.reconnects(), 1);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "hallpass_store_reconnects_total 1"),
+        "{text}"
+    );
+}

@@ -49,10 +49,12 @@ async fn spawn_locker(app: &TestApp, backend: &Backend) -> Locker {
     }
 }
 
-/// The `beer-locker` binary as a child process; killed when dropped.
+/// The `beer-locker` binary as a child process; killed when dropped, then its Redis keys
+/// deleted.
 struct LockerProcess {
     child: Child,
     locker: Locker,
+    _keys: Option<crate::backends::PrefixCleanup>,
 }
 
 impl Drop for LockerProcess {
@@ -63,7 +65,8 @@ impl Drop for LockerProcess {
 }
 
 /// Starts the `beer-locker` binary on port 0 for `issuer` and reads its port from the
-/// `listening on …` line. Uses Redis (under a fresh prefix) when `REDIS_URL` is set.
+/// `listening on …` line. Uses the Redis Cluster when `REDIS_CLUSTER_URLS` is set, else Redis
+/// when `REDIS_URL` is (under a fresh prefix, with Hallpass's store settings), else memory.
 async fn spawn_locker_process(issuer: &str) -> LockerProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beer-locker"));
     cmd.args(["--bind", "127.0.0.1:0"])
@@ -74,17 +77,18 @@ async fn spawn_locker_process(issuer: &str) -> LockerProcess {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
-        Some(url) => {
-            cmd.env("REDIS_URL", url).env(
-                "BEER_LOCKER_REDIS_PREFIX",
-                format!("beer-locker-test:{}:", hallpass::crypto::random_id()),
-            );
-        }
-        None => {
-            cmd.env_remove("REDIS_URL");
-        }
+    cmd.env_remove("REDIS_URL").env_remove("REDIS_CLUSTER_URLS");
+    let prefix = format!("beer-locker-test:{}:", hallpass::crypto::random_id());
+    let backend = backends()
+        .into_iter()
+        .rev()
+        .find(|b| matches!(b, Backend::Cluster(_) | Backend::Redis(_)));
+    match &backend {
+        Some(Backend::Cluster(seeds)) => cmd.env("REDIS_CLUSTER_URLS", seeds.join(",")),
+        Some(Backend::Redis(url)) => cmd.env("REDIS_URL", url),
+        _ => &mut cmd,
     }
+    .env("BEER_LOCKER_REDIS_PREFIX", &prefix);
     let mut child = cmd.spawn().expect("the beer-locker binary starts");
     let stdout = child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
@@ -105,7 +109,11 @@ async fn spawn_locker_process(issuer: &str) -> LockerProcess {
         http: reqwest::Client::new(),
         _cleanup: Cleanup::none(),
     };
-    LockerProcess { child, locker }
+    LockerProcess {
+        child,
+        locker,
+        _keys: backend.map(|backend| crate::backends::PrefixCleanup { backend, prefix }),
+    }
 }
 
 impl Locker {
