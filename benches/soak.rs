@@ -31,14 +31,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hallpass::{
-    config::SigningAlg,
-    keys::SigningKey,
-    store::redis::RedisTarget,
-    time::{Clock, SystemClock},
-};
+use hallpass::{config::SigningAlg, store::redis::RedisTarget};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/signing_rate.rs"]
+mod signing_rate;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -129,7 +127,7 @@ fn main() {
     let sample_secs = env_u64("SOAK_SAMPLE_SECS", 60).max(1);
     let fixed_rate = env_u64("SOAK_RATE", 0);
 
-    let signing_rate = es256_signs_per_sec();
+    let signing_rate = signing_rate::signing_rate(SigningAlg::ES256, Duration::from_secs(1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -453,22 +451,4 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Op
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// ES256 signatures per second on one core, signing access-token-shaped claims for 1 s.
-fn es256_signs_per_sec() -> f64 {
-    let now = SystemClock.now();
-    let (key, _) = SigningKey::generate(SigningAlg::ES256, now, now).unwrap();
-    let claims = json!({
-        "iss": "http://127.0.0.1:9", "sub": "client", "aud": "http://127.0.0.1:9",
-        "client_id": "bench", "scope": "beers:read", "iat": now, "exp": now + 600,
-        "jti": hallpass::crypto::random_id(),
-    });
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < Duration::from_secs(1) {
-        std::hint::black_box(hallpass::token::sign(&key, "at+jwt", &claims).unwrap());
-        n += 1;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
 }

@@ -8,7 +8,8 @@
 //! on a second runtime and keeps `BENCH_CONNECTIONS` keep-alive connections busy for
 //! `BENCH_SECS` seconds, after a warm-up; `BENCH_RATE` (requests/s in all, 0 = as fast as
 //! possible) paces them for a soak. Prints the resident memory of the process at the start and
-//! the end of the measured run.
+//! the end of the measured run, and the machine's reference: JWT signatures per second on one
+//! core with the server's key type (`support/signing_rate.rs`), with the run's share of it.
 //! Requests are pre-serialised bytes and responses are read by `Content-Length`, so the
 //! generator costs little next to the server. Prints throughput and latency percentiles.
 //!
@@ -36,6 +37,9 @@ use hallpass::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/signing_rate.rs"]
+mod signing_rate;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -56,7 +60,7 @@ fn main() {
         .unwrap();
     let instances = env_u64("BENCH_INSTANCES", 1).max(1) as usize;
     let rate = env_u64("BENCH_RATE", 0);
-    let (_servers, ports, client_id, secret, store_name) = server_rt.block_on(async {
+    let (_servers, ports, client_id, secret, store_name, alg) = server_rt.block_on(async {
         let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
         let cluster = std::env::var("REDIS_CLUSTER_URLS")
             .ok()
@@ -114,7 +118,8 @@ fn main() {
         };
         let (c, secret) = client::register(state, &user, reg).await.unwrap();
         let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
-        (servers, ports, c.client_id, secret.unwrap(), name)
+        let alg = state.config.signing_alg;
+        (servers, ports, c.client_id, secret.unwrap(), name, alg)
     });
 
     use base64::Engine;
@@ -205,6 +210,11 @@ fn main() {
         latencies[n - 1].as_secs_f64() * 1e3,
     );
     println!("  RSS {rss_start} KiB at the start, {rss_end} KiB at the end");
+    let reference = signing_rate::signing_rate(alg, Duration::from_secs(1));
+    println!(
+        "  reference: {reference:.0} {alg:?} signatures/s on one core; this run reached {:.0}% of it",
+        100.0 * n as f64 / measure.as_secs_f64() / reference
+    );
     assert_eq!(errors, 0, "every request must succeed");
 }
 
