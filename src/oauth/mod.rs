@@ -11,6 +11,8 @@
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
+//! - [`resource`]: RFC 8707 resource indicators: the registered resource servers, the `aud`
+//!   of each token and the scope narrowed to it.
 //! - [`disclosure`]: what a token may see of its user.
 //! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
 //! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
@@ -37,6 +39,7 @@ pub mod pkce;
 pub mod redirect_trust;
 pub mod redirect_uri;
 pub mod refresh;
+pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod session;

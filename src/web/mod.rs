@@ -296,6 +296,15 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             )
         })
         .collect();
+    let resources: Vec<(String, String)> = areq
+        .resources
+        .iter()
+        .map(|id| {
+            let name = crate::oauth::resource::find(&state.config, id)
+                .map_or_else(|| id.clone(), |r| r.name);
+            (name, id.clone())
+        })
+        .collect();
     let host = url::Url::parse(&areq.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
@@ -309,6 +318,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             &host,
             &user.username,
             &scopes,
+            &resources,
             &txn,
             &this_request,
         ),

@@ -67,12 +67,14 @@ pub fn login(
     )
 }
 
-/// The consent page: who asks, for whom, for what.
+/// The consent page: who asks, for whom, for what, and at which services (`resources`:
+/// name and identifier of each resource server the tokens are for, RFC 8707).
 pub fn consent(
     client_name: &str,
     redirect_host: &str,
     username: &str,
     scopes: &[(String, String)],
+    resources: &[(String, String)],
     txn: &str,
     this_request: &str,
 ) -> String {
@@ -86,12 +88,27 @@ pub fn consent(
             )
         })
         .collect();
+    let services = if resources.is_empty() {
+        String::new()
+    } else {
+        let names: String = resources
+            .iter()
+            .map(|(name, id)| {
+                format!(
+                    "<li><strong>{}</strong> <code>{}</code></li>",
+                    escape(name),
+                    escape(id)
+                )
+            })
+            .collect();
+        format!("<p>It will use this access at:</p>\n<ul class=\"resources\">{names}</ul>\n")
+    };
     layout(
         "Allow access?",
         &format!(
             r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>
 <ul>{items}</ul>
-<form method="post" action="/oauth2/authorize">
+{services}<form method="post" action="/oauth2/authorize">
 <input type="hidden" name="txn" value="{txn}">
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
@@ -169,6 +186,7 @@ mod tests {
             "a\"b",
             "u&u",
             &[("s".into(), "<b>".into())],
+            &[("<i>Beers</i>".into(), "https://b.example/?a=1&b=2".into())],
             "t'",
             "/oauth2/authorize?a=1&b=\"",
         );
@@ -178,6 +196,8 @@ mod tests {
         assert!(page.contains("a&quot;b"));
         assert!(page.contains("u&amp;u"));
         assert!(page.contains("t&#x27;"));
+        assert!(page.contains("&lt;i&gt;Beers&lt;/i&gt;"), "{page}");
+        assert!(page.contains("https://b.example/?a=1&amp;b=2"));
         let login = login(None, "c", "/", "", Some("<i>App</i>"));
         assert!(login.contains("continue to <strong>&lt;i&gt;App&lt;/i&gt;</strong>"));
     }

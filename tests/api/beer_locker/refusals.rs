@@ -5,8 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn a_request_without_a_token_gets_401_pointing_to_the_protected_resource_metadata() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
 
     let resp = locker
         .send(reqwest::Method::POST, "/api/beers", None, Some(&orval()))
@@ -51,14 +50,13 @@ async fn a_request_without_a_token_gets_401_pointing_to_the_protected_resource_m
 
 #[tokio::test]
 async fn expired_tampered_foreign_issuer_and_wrong_audience_tokens_get_401_invalid_token() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (valid, client) = user_token(&app, "beers:read beers:write").await;
     let key = app.state.signing_key().unwrap();
     let now = app.state.now();
     let claims = |patch: Value| {
         let mut c = json!({
-            "iss": app.address, "sub": client.owner.id, "aud": app.address, "client_id": client.client_id,
+            "iss": app.address, "sub": client.owner.id, "aud": locker.address, "client_id": client.client_id,
             "scope": "beers:read beers:write", "iat": now, "exp": now + 600, "jti": hallpass::crypto::random_id(),
         });
         for (k, v) in patch.as_object().unwrap() {
@@ -128,8 +126,7 @@ async fn expired_tampered_foreign_issuer_and_wrong_audience_tokens_get_401_inval
 
 #[tokio::test]
 async fn a_token_without_the_needed_scope_gets_403_insufficient_scope() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (reader, _) = user_token(&app, "beers:read").await;
     let (writer, _) = user_token(&app, "beers:write").await;
 
