@@ -234,8 +234,11 @@ impl TokenApi {
     /// Grants: `authorization_code` (with PKCE), `refresh_token` (rotated on every use; a
     /// retry within the grace window gets the same successor) and `client_credentials`. Clients authenticate
     /// with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body
-    /// (`client_secret_post`), or, for public clients, with `client_id` alone. Errors follow
-    /// RFC 6749 §5.2; `invalid_client` is a 401 with `WWW-Authenticate`.
+    /// (`client_secret_post`), or, for public clients, with `client_id` alone. `resource`
+    /// (RFC 8707, repeatable) names the resource servers the access token is for: its `aud`,
+    /// with the scope narrowed to what they accept; an unknown, malformed or not granted one
+    /// is `invalid_target`. Errors follow RFC 6749 §5.2; `invalid_client` is a 401 with
+    /// `WWW-Authenticate`.
     #[oai(
         path = "/oauth2/token",
         method = "post",

@@ -22,6 +22,7 @@ mod pages;
 mod rate_limit;
 mod redis_backends;
 mod refresh;
+mod resources;
 mod revoke_introspect;
 mod sessions;
 mod store;

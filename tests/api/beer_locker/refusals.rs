@@ -153,3 +153,48 @@ async fn a_token_without_the_needed_scope_gets_403_insufficient_scope() {
         StatusCode::CREATED
     );
 }
+
+/// RFC 8707: each token is for one audience, so neither server takes the other's tokens.
+#[tokio::test]
+async fn beer_locker_tokens_are_refused_by_hallpass_and_hallpass_tokens_by_the_beer_locker() {
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
+    let (beers, client) = user_token(&app, "beers:read").await;
+    let hallpass = token_for(&app, &client, "openid profile").await;
+    let code = app
+        .code_for(
+            &client,
+            &[("scope", "beers:read"), ("resource", &locker.address)],
+        )
+        .await;
+    let explicit: Value = app.redeem(&client, &code).await.json().await.unwrap();
+    let explicit = explicit["access_token"].as_str().unwrap();
+    let docs_js = locker
+        .http
+        .get(locker.url("/docs/docs.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(app.me_status(&beers).await, 401);
+    assert_eq!(app.me_status(explicit).await, 401);
+    assert_eq!(app.me_status(&hallpass).await, 200);
+    assert_eq!(
+        locker.get("/api/beers", explicit).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        locker.get("/api/beers", &beers).await.status(),
+        StatusCode::OK
+    );
+    let resp = locker.get("/api/beers", &hallpass).await;
+    let challenge = assert_refused(resp, 401, "invalid_token", &locker).await;
+    assert!(challenge.contains("another audience"), "{challenge}");
+    // Swagger UI on the beer locker asks Hallpass for tokens for this very resource.
+    assert!(
+        docs_js.contains(&format!("\"resource\":\"{}\"", locker.address)),
+        "{docs_js}"
+    );
+}
