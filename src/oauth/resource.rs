@@ -499,9 +499,9 @@ mod tests {
             &scope("hallpass:manage"),
         )
         .unwrap();
-        assert_eq!(own.resources, [c.audience.clone()]);
+        assert_eq!(own.resources, std::slice::from_ref(&c.audience));
         let only_refresh = select(&c, &[], &scope("offline_access"), &scope("offline_access"));
-        assert_eq!(only_refresh.unwrap().resources, [c.audience.clone()]);
+        assert_eq!(only_refresh.unwrap().resources, std::slice::from_ref(&c.audience));
     }
 
     #[test]
@@ -539,7 +539,7 @@ mod tests {
             (one.resources.len(), one.scope.to_string()),
             (1, "beers:read".to_string())
         );
-        let wider = narrow(&c, &granted[1..], &[c.audience.clone()], &s);
+        let wider = narrow(&c, &granted[1..], std::slice::from_ref(&c.audience), &s);
         assert_eq!(wider.unwrap_err().code, ErrorCode::InvalidTarget);
         assert_eq!(narrow(&c, &granted, &[], &s).unwrap().resources, granted);
     }
@@ -565,7 +565,7 @@ mod tests {
         };
         let s = scope("beers:read hallpass:manage openid");
         let sel = select(&c, &[], &s, &s).unwrap();
-        assert_eq!(sel.resources, [c.audience.clone()]);
+        assert_eq!(sel.resources, std::slice::from_ref(&c.audience));
         assert_eq!(sel.scope, s);
     }
 }
