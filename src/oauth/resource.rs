@@ -501,7 +501,10 @@ mod tests {
         .unwrap();
         assert_eq!(own.resources, std::slice::from_ref(&c.audience));
         let only_refresh = select(&c, &[], &scope("offline_access"), &scope("offline_access"));
-        assert_eq!(only_refresh.unwrap().resources, std::slice::from_ref(&c.audience));
+        assert_eq!(
+            only_refresh.unwrap().resources,
+            std::slice::from_ref(&c.audience)
+        );
     }
 
     #[test]
