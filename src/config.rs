@@ -33,6 +33,19 @@ pub enum Registration {
     Closed,
 }
 
+/// Who may register a client at `/oauth2/register` (RFC 7591), without an account.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DynamicClients {
+    /// No dynamic registration: `/oauth2/register` answers 404 and the metadata does not
+    /// advertise it.
+    #[default]
+    Off,
+    /// Public clients only (`token_endpoint_auth_method` `none`), which must use PKCE.
+    Public,
+    /// Public and confidential clients.
+    All,
+}
+
 /// The raw settings, as clap reads them from flags and environment variables.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConfigArgs {
@@ -67,6 +80,16 @@ pub struct ConfigArgs {
         default_value = "open"
     )]
     pub registration: Registration,
+    /// Dynamic client registration (RFC 7591 and RFC 7592, at `/oauth2/register`): `off`,
+    /// `public` (public clients with PKCE only) or `all`.
+    #[arg(
+        long,
+        env = "HALLPASS_DYNAMIC_CLIENTS",
+        value_enum,
+        ignore_case = true,
+        default_value = "off"
+    )]
+    pub dynamic_clients: DynamicClients,
     /// Scopes offered, as comma-separated `name=description` pairs.
     #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
     pub scopes: String,
@@ -280,6 +303,9 @@ pub struct Config {
     pub session_ttl: u64,
     /// Whether `POST /api/users` is open (`HALLPASS_REGISTRATION`).
     pub registration_open: bool,
+    /// Who may register clients at `/oauth2/register` (`HALLPASS_DYNAMIC_CLIENTS`); see
+    /// [`crate::oauth::dynamic_client`].
+    pub dynamic_clients: DynamicClients,
     /// Offered scopes (`HALLPASS_SCOPES`).
     pub scopes: Vec<ScopeDef>,
     /// Identifier of Hallpass's own API, the `aud` of tokens for it (`HALLPASS_AUDIENCE`).
@@ -357,6 +383,7 @@ impl Default for Config {
             code_ttl: 60,
             session_ttl: 28_800,
             registration_open: true,
+            dynamic_clients: DynamicClients::Off,
             #[allow(clippy::expect_used)]
             scopes: parse_scopes(DEFAULT_SCOPES).expect("the default scopes parse"),
             audience: "http://127.0.0.1:3000".into(),
@@ -439,6 +466,7 @@ impl Config {
             code_ttl: args.code_ttl,
             session_ttl: args.session_ttl,
             registration_open: args.registration == Registration::Open,
+            dynamic_clients: args.dynamic_clients,
             scopes,
             audience,
             resources,

@@ -1,5 +1,12 @@
 //! URL rules shared by the server and the verifier: which hosts count as loopback, where
 //! plain `http` is tolerated (RFC 8252 §7.3, RFC 8414 §2).
+//!
+//! Two notions of loopback: [`is_loopback_host`] (an IP literal or the name `localhost`)
+//! decides where plain `http` is tolerated; [`is_loopback_ip`] (IP literals only) decides
+//! which redirect URIs match on any port (RFC 8252 §7.3). RFC 8252 §8.3 calls `localhost`
+//! NOT RECOMMENDED, because the name goes through the resolver (a hosts file or a DNS answer
+//! may point it elsewhere) and may listen on another interface than the one asked; so a
+//! `localhost` redirect URI is accepted but matched exactly, port included.
 
 use url::Url;
 
@@ -10,6 +17,16 @@ pub fn is_loopback_host(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
+    }
+}
+
+/// Whether a URL's host is a loopback IP literal (`127.0.0.0/8`, `[::1]`): the "loopback IP
+/// redirect" of RFC 8252 §7.3, never the name `localhost`.
+pub fn is_loopback_ip(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
     }
 }
 

@@ -10,6 +10,7 @@ use crate::{
         values::{AuthMethodName, GrantTypeName},
     },
     error::Errors,
+    http::text::Text,
     oauth::client::{self, Client, Registration},
     state::AppState,
 };
@@ -20,10 +21,10 @@ use crate::{
 pub struct ClientRegistration {
     /// Name shown to users on the consent page (1 to 200 characters, after trimming spaces).
     /// Required.
-    pub client_name: Option<String>,
+    pub client_name: Option<Text>,
     /// Redirect URIs: absolute, no fragment, https, or http on a loopback host (RFC 8252).
     /// Required for `authorization_code`.
-    pub redirect_uris: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<Text>>,
     /// Grant types: `authorization_code` when absent; `refresh_token` needs it too.
     pub grant_types: Option<Vec<GrantTypeName>>,
     // `client_secret_basic` when absent. No `///`: see `ErrorBody::error`.
@@ -32,12 +33,12 @@ pub struct ClientRegistration {
     /// Space-separated scopes the client may request; defaults to every offered scope except
     /// `hallpass:manage`, which is refused here: only first-party clients, named by the
     /// operator, may be granted it.
-    pub scope: Option<String>,
+    pub scope: Option<Text>,
     /// Browser origins (`https://app.example`: https, or http on a loopback host, exactly as
     /// browsers send `Origin`) that may call the token, revocation and UserInfo endpoints.
     /// A public client also allows the origins of its redirect URIs; a confidential client
     /// only these (none by default).
-    pub allowed_cors_origins: Option<Vec<String>>,
+    pub allowed_cors_origins: Option<Vec<Text>>,
 }
 
 impl poem_openapi::types::Example for ClientRegistration {
@@ -94,6 +95,10 @@ impl std::fmt::Debug for ClientView {
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
+}
+
+fn texts(v: Vec<Text>) -> Vec<String> {
+    v.into_iter().map(Text::into_inner).collect()
 }
 
 fn view(c: Client, secret: Option<String>) -> ClientView {
@@ -186,12 +191,13 @@ impl ClientsApi {
         let owner = manager.0;
         let b = body.0;
         let reg = Registration {
-            client_name: b.client_name,
-            redirect_uris: b.redirect_uris,
+            client_name: b.client_name.map(Text::into_inner),
+            redirect_uris: b.redirect_uris.map(texts),
             grant_types: b.grant_types.map(|g| g.into_iter().map(|g| g.0).collect()),
             token_endpoint_auth_method: b.token_endpoint_auth_method.map(|m| m.0),
-            scope: b.scope,
-            allowed_cors_origins: b.allowed_cors_origins,
+            scope: b.scope.map(Text::into_inner),
+            allowed_cors_origins: b.allowed_cors_origins.map(texts),
+            response_types: None,
         };
         let (c, secret) = client::register(&self.state, &owner, reg).await?;
         Ok(ClientCreated::Created(Json(view(c, secret))))

@@ -49,6 +49,10 @@ pub struct Metadata {
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// Human-readable documentation (Swagger UI).
     pub service_documentation: String,
+    /// RFC 7591 registration endpoint; present only when `HALLPASS_DYNAMIC_CLIENTS` is not
+    /// `off`.
+    #[oai(skip_serializing_if_is_none)]
+    pub registration_endpoint: Option<String>,
 }
 
 /// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
@@ -160,6 +164,8 @@ impl DiscoveryApi {
             subject_types_supported: strs(&["public"]),
             id_token_signing_alg_values_supported: self.signing_algs(),
             service_documentation: c.url("/docs"),
+            registration_endpoint: (c.dynamic_clients != crate::config::DynamicClients::Off)
+                .then(|| c.url("/oauth2/register")),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod consents;
 pub mod cors;
 pub mod discovery;
 pub mod extractors;
+pub mod registration;
 pub mod revocation;
 pub mod security;
 pub mod sessions;
@@ -55,6 +56,7 @@ pub type Apis = (
     consents::ConsentsApi,
     userinfo::UserInfoApi,
     sessions::SessionsApi,
+    registration::RegistrationApi,
 );
 
 /// The OpenAPI service of every JSON endpoint.
@@ -69,6 +71,7 @@ pub fn build_openapi(state: &AppState) -> OpenApiService<Apis, ()> {
             consents::ConsentsApi { state: state.clone() },
             userinfo::UserInfoApi { state: state.clone() },
             sessions::SessionsApi { state: state.clone() },
+            registration::RegistrationApi { state: state.clone() },
         ),
         "Hallpass",
         env!("CARGO_PKG_VERSION"),
@@ -105,7 +108,7 @@ pub fn oauth2_scheme(state: &AppState) -> OAuth2Scheme {
 /// constants, rather than as poem-openapi validators, which would refuse with their own
 /// message before the core could answer with its RFC error.
 pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
-    use crate::oauth::{passwords, username};
+    use crate::oauth::{client, passwords, username};
     let n = |v: usize| serde_yaml::Value::Number(v.into());
     Ok(
         Spec::new(&build_openapi(state).spec_yaml(), &oauth2_scheme(state))?
@@ -130,6 +133,20 @@ pub fn spec(state: &AppState) -> Result<Spec, serde_yaml::Error> {
                 n(passwords::MAX_PASSWORD_BYTES),
             )
             .example("NewUser", "password", users::EXAMPLE_PASSWORD.into())
+            .require("ClientRegistration", "client_name")
+            .property("ClientRegistration", "client_name", "minLength", n(1))
+            .property(
+                "ClientRegistration",
+                "client_name",
+                "maxLength",
+                n(client::MAX_CLIENT_NAME_CHARS),
+            )
+            .property(
+                "ClientRegistration",
+                "client_name",
+                "pattern",
+                crate::http::text::DISPLAY_NAME_PATTERN.into(),
+            )
             .require("TokenForm", "grant_type")
             .require("TokenHintForm", "token"),
     )

@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use crate::{
     api::{ApiTags, extractors::Caller},
     error::{ErrorCode, Errors, OAuthError},
+    http::text::Text,
     oauth::{
         disclosure,
         users::{self, User},
@@ -21,12 +22,12 @@ use crate::{
 pub struct NewUser {
     /// 1 to 64 characters after PRECIS (RFC 8265) mapping; no spaces, control characters
     /// or `:`.
-    pub username: String,
+    pub username: Text,
     /// At least 8 characters and at most 256 bytes of UTF-8 (`maxLength` counts characters,
     /// so 256 characters of a script with multi-byte characters are still refused); not a
     /// commonly used password, not only spaces, not the username.
     #[oai(write_only)]
-    pub password: String,
+    pub password: Text,
 }
 
 /// The password of the spec's example registration.

@@ -11,6 +11,7 @@ use super::{MAX_BEERS, MAX_NAME_CHARS, MAX_QUANTITY, MAX_TYPE_CHARS, METADATA_PA
 use crate::{
     crypto::{random_bytes, random_id},
     error::{ErrorCode, OAuthError},
+    http::text::Text,
     store::{Store, StoreError},
     time::Clock,
     verify::Verifier,
@@ -49,7 +50,7 @@ pub struct BeerInput {
         max_length = 100,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
     ))]
-    pub name: String,
+    pub name: Text,
     /// 1 to 50 characters, no control characters; surrounding spaces are dropped (at least
     /// one other character must remain).
     #[oai(
@@ -60,7 +61,7 @@ pub struct BeerInput {
             pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
         )
     )]
-    pub kind: String,
+    pub kind: Text,
     /// 0 to 10000.
     #[oai(validator(minimum(value = "0"), maximum(value = "10000")))]
     pub quantity: u32,

@@ -34,7 +34,8 @@ pub const PENDING_TTL: u64 = schema::CONSENT_TTL.as_secs();
 pub struct AuthRequest {
     /// The client.
     pub client_id: String,
-    /// The redirect URI the response goes to (exactly as registered).
+    /// The redirect URI the response goes to: the request's, which matched a registered one
+    /// exactly or, for a loopback IP redirect, but for its port (RFC 8252 §7.3).
     pub redirect_uri: String,
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
     pub redirect_uri_explicit: bool,
@@ -203,7 +204,7 @@ pub async fn validate(
         ));
     };
     let redirect_uri = match get("redirect_uri") {
-        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
+        Some(uri) if client.accepts_redirect_uri(uri) => uri.to_string(),
         Some(_) => {
             return Err(AuthorizeError::Page(
                 "The redirect URI is not registered for this application.".into(),
@@ -515,7 +516,7 @@ pub async fn decide(
     // The client may have been deleted, or its redirect URI removed, meanwhile.
     let still_valid = client::get(state, &pending.req.client_id)
         .await?
-        .is_some_and(|c| c.redirect_uris.contains(&pending.req.redirect_uri));
+        .is_some_and(|c| c.accepts_redirect_uri(&pending.req.redirect_uri));
     if !still_valid {
         return Ok(Decision::Refused);
     }

@@ -2,7 +2,9 @@
 //! authentication at the token endpoint (RFC 6749 §2.3).
 //!
 //! Secrets are 256 random bits generated here, shown once, stored as SHA-256 and compared in
-//! constant time. Redirect URIs are matched by exact string comparison (RFC 9700 §4.1.3).
+//! constant time. Redirect URIs are matched by exact string comparison (RFC 9700 §4.1.3),
+//! except that a loopback IP redirect matches on any port (RFC 8252 §7.3; see
+//! [`crate::oauth::redirect_uri`]).
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -62,7 +64,8 @@ pub struct Client {
     pub client_id: String,
     /// SHA-256 of the secret (confidential clients).
     pub secret_hash: Option<String>,
-    /// The owning user's id.
+    /// The owning user's id; empty for a client no user owns (the built-in docs client, and
+    /// dynamically registered ones, which only their registration access token manages).
     pub owner: String,
     /// Display name shown on the consent page.
     pub client_name: String,
@@ -81,9 +84,24 @@ pub struct Client {
     pub allowed_cors_origins: Vec<String>,
     /// Unix seconds.
     pub created_at: u64,
+    /// SHA-256 of the registration access token (RFC 7592), for a client registered at
+    /// `/oauth2/register`; `None` for every other client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_hash: Option<String>,
 }
 
 impl Client {
+    /// Whether the client registered itself (RFC 7591): no owner, never first-party, shown
+    /// as unverified on the consent page.
+    pub fn is_dynamic(&self) -> bool {
+        self.registration_token_hash.is_some()
+    }
+
+    /// Whether a user owns the client (and so may manage it through `/api/clients`).
+    pub fn has_owner(&self) -> bool {
+        !self.owner.is_empty()
+    }
+
     /// Whether the client may use `grant_type`.
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.grant_types.contains(&grant_type)
@@ -97,6 +115,14 @@ impl Client {
     /// The client's allowed scopes.
     pub fn allowed_scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// Whether a request's `redirect_uri` matches one of the registered ones (exactly, or a
+    /// loopback IP redirect on any port: [`crate::oauth::redirect_uri::matches`]).
+    pub fn accepts_redirect_uri(&self, requested: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|r| crate::oauth::redirect_uri::matches(r, requested))
     }
 }
 
@@ -117,15 +143,39 @@ pub struct Registration {
     /// Exact origins (`https://app.example`) allowed to call the token, revocation and
     /// UserInfo endpoints from a browser; see [`crate::oauth::cors`].
     pub allowed_cors_origins: Option<Vec<String>>,
+    /// RFC 7591 `response_types`: only `code` is supported; ignored when absent.
+    pub response_types: Option<Vec<String>>,
+}
+
+/// Client metadata that passed [`validate`]: what a registration or an update writes.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// Display name.
+    pub client_name: String,
+    /// Redirect URIs, each valid for the client type.
+    pub redirect_uris: Vec<String>,
+    /// Grant types, sorted.
+    pub grant_types: Vec<GrantType>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Allowed scopes, all offered, never `hallpass:manage`.
+    pub scope: Scope,
+    /// Explicit CORS origins.
+    pub allowed_cors_origins: Vec<String>,
 }
 
 fn metadata_error(msg: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, msg)
 }
 
-/// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §2.1): absolute, no
-/// fragment, no user info, https, or http only on a loopback host.
-pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
+/// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7.1 and §7.3, RFC 9700 §2.1): absolute,
+/// in normal form, no fragment, no user info; https, or http only on a loopback host, or,
+/// for a public client (`public`), a private-use scheme that is a reverse domain name
+/// (`com.example.app:/callback`). The schemes of
+/// [`FORBIDDEN_SCHEMES`](crate::oauth::redirect_uri::FORBIDDEN_SCHEMES) are refused for
+/// every client.
+pub fn validate_redirect_uri(raw: &str, public: bool) -> Result<(), OAuthError> {
+    use crate::oauth::redirect_uri::{FORBIDDEN_SCHEMES, check_private_use_scheme};
     let bad = |why: &str| {
         OAuthError::new(
             ErrorCode::InvalidRedirectUri,
@@ -145,30 +195,48 @@ pub fn validate_redirect_uri(raw: &str) -> Result<(), OAuthError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not contain user information"));
     }
-    if url.host().is_none() {
-        return Err(bad("must have a host"));
+    let scheme = url.scheme();
+    if FORBIDDEN_SCHEMES.contains(&scheme) {
+        return Err(bad(&format!(
+            "uses the scheme {scheme}:, which is never allowed in a redirect URI"
+        )));
     }
-    crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback_host(&url) => Ok(()),
-        "http" => Err(bad(
-            "must use https (http is allowed only on loopback hosts)",
-        )),
-        _ => Err(bad("must use https, or http on a loopback host")),
+    match scheme {
+        "https" | "http" if url.host().is_none() => return Err(bad("must have a host")),
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(bad(
+                "must use https (http is allowed only on loopback hosts)",
+            ));
+        }
+        _ => {
+            check_private_use_scheme(scheme).map_err(|why| bad(&why))?;
+            if !public {
+                return Err(bad(
+                    "uses a private-use URI scheme, which only public native clients may register (token_endpoint_auth_method none; RFC 8252 §7.1); use https, or http on a loopback host",
+                ));
+            }
+            if url.cannot_be_a_base() {
+                return Err(bad(&format!(
+                    "must have a path after the scheme, such as {scheme}:/callback"
+                )));
+            }
+        }
     }
+    crate::oauth::redirect_uri::check_normal_form(raw).map_err(|why| bad(&why))
 }
 
-/// Validates a registration and creates the client. Returns the client and, for a
-/// confidential client, its secret (the only time it is ever shown).
-#[tracing::instrument(skip_all, fields(owner = %owner.id))]
-pub async fn register(
-    state: &AppState,
-    owner: &User,
-    reg: Registration,
-) -> Result<(Client, Option<String>), OAuthError> {
+/// The longest `client_name`, in characters after trimming spaces.
+pub const MAX_CLIENT_NAME_CHARS: usize = 200;
+
+/// Checks client metadata (RFC 7591 §2) against the server's grant types, scopes and
+/// redirect rules: the one validation of every way a client is registered or updated (the
+/// management API, and RFC 7591/7592 at `/oauth2/register`). Errors are
+/// `invalid_client_metadata` or `invalid_redirect_uri` (RFC 7591 §3.2.2).
+pub fn validate(state: &AppState, reg: Registration) -> Result<Metadata, OAuthError> {
     let client_name = reg.client_name.unwrap_or_default().trim().to_string();
-    if client_name.is_empty() || client_name.chars().count() > 200 {
+    if client_name.is_empty() || client_name.chars().count() > MAX_CLIENT_NAME_CHARS {
         return Err(metadata_error(
             "client_name is required, 1 to 200 characters",
         ));
@@ -204,6 +272,18 @@ pub async fn register(
         })?);
     }
     let has = |g: GrantType| grant_types.contains(&g);
+    if let Some(types) = &reg.response_types {
+        if types.iter().any(|t| t != "code") {
+            return Err(metadata_error(
+                "response_types may only contain code (the only response type supported)",
+            ));
+        }
+        if !types.is_empty() && !has(GrantType::AuthorizationCode) {
+            return Err(metadata_error(
+                "response_types code needs the authorization_code grant in grant_types",
+            ));
+        }
+    }
     if method == AuthMethod::None && has(GrantType::ClientCredentials) {
         return Err(metadata_error(
             "a public client (token_endpoint_auth_method none) cannot use client_credentials",
@@ -226,7 +306,7 @@ pub async fn register(
         ));
     }
     for uri in &redirect_uris {
-        validate_redirect_uri(uri)?;
+        validate_redirect_uri(uri, method == AuthMethod::None)?;
     }
     let allowed_cors_origins =
         crate::oauth::cors::validate(reg.allowed_cors_origins.unwrap_or_default())?;
@@ -253,6 +333,25 @@ pub async fn register(
             "offline_access needs the refresh_token grant: add it to grant_types",
         ));
     }
+    Ok(Metadata {
+        client_name,
+        redirect_uris,
+        grant_types,
+        token_endpoint_auth_method: method,
+        scope,
+        allowed_cors_origins,
+    })
+}
+
+/// Validates a registration and creates the client, owned by `owner`. Returns the client
+/// and, for a confidential client, its secret (the only time it is ever shown).
+#[tracing::instrument(skip_all, fields(owner = %owner.id))]
+pub async fn register(
+    state: &AppState,
+    owner: &User,
+    reg: Registration,
+) -> Result<(Client, Option<String>), OAuthError> {
+    let meta = validate(state, reg)?;
     if state
         .store
         .set_members(&schema::owner_clients(&owner.id))
@@ -265,19 +364,14 @@ pub async fn register(
             format!("a user may own at most {MAX_CLIENTS_PER_USER} clients; delete one first"),
         ));
     }
-    let secret = (method != AuthMethod::None).then(random_token);
-    let client = Client {
-        client_id: random_id(),
-        secret_hash: secret.as_deref().map(|s| sha256_b64(s.as_bytes())),
-        owner: owner.id.clone(),
-        client_name,
-        redirect_uris,
-        grant_types,
-        token_endpoint_auth_method: method,
-        scope,
-        allowed_cors_origins,
-        created_at: state.now(),
-    };
+    let secret = (meta.token_endpoint_auth_method != AuthMethod::None).then(random_token);
+    let client = Client::new(
+        random_id(),
+        owner.id.clone(),
+        meta,
+        secret.as_deref(),
+        state.now(),
+    );
     state
         .store
         .put_json(&schema::client(&client.client_id), &client, None)
@@ -288,6 +382,31 @@ pub async fn register(
         .await?;
     tracing::info!(client_id = %client.client_id, "client registered");
     Ok((client, secret))
+}
+
+impl Client {
+    /// A new client record from validated metadata; `secret` is hashed here.
+    pub fn new(
+        client_id: String,
+        owner: String,
+        meta: Metadata,
+        secret: Option<&str>,
+        now: u64,
+    ) -> Client {
+        Client {
+            client_id,
+            secret_hash: secret.map(|s| sha256_b64(s.as_bytes())),
+            owner,
+            client_name: meta.client_name,
+            redirect_uris: meta.redirect_uris,
+            grant_types: meta.grant_types,
+            token_endpoint_auth_method: meta.token_endpoint_auth_method,
+            scope: meta.scope,
+            allowed_cors_origins: meta.allowed_cors_origins,
+            created_at: now,
+            registration_token_hash: None,
+        }
+    }
 }
 
 /// The client with this id: a registered one, or the built-in docs client
@@ -313,7 +432,7 @@ pub async fn get_owned(
 ) -> Result<Client, OAuthError> {
     get(state, client_id)
         .await?
-        .filter(|c| c.owner == owner.id)
+        .filter(|c| c.has_owner() && c.owner == owner.id)
         .ok_or_else(|| OAuthError::not_found("no such client"))
 }
 
@@ -325,7 +444,10 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
         .set_members(&schema::owner_clients(&owner.id))
         .await?
     {
-        if let Some(c) = get(state, &id).await?.filter(|c| c.owner == owner.id) {
+        if let Some(c) = get(state, &id)
+            .await?
+            .filter(|c| c.has_owner() && c.owner == owner.id)
+        {
             out.push(c);
         }
     }
@@ -340,7 +462,8 @@ pub async fn list(state: &AppState, owner: &User) -> Result<Vec<Client>, OAuthEr
 /// Deletes the owner's client (compare-and-swap; see [`client_update`](crate::oauth::client_update)).
 #[tracing::instrument(skip_all, fields(client_id = %client_id))]
 pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
-    crate::oauth::client_update::delete(state, owner, client_id).await
+    use crate::oauth::client_update::{self, Access};
+    client_update::delete(state, Access::Owner(owner), client_id).await
 }
 
 /// Replaces a confidential client's secret and returns the new one (shown once); 409 when
@@ -445,15 +568,42 @@ mod tests {
 
     #[test]
     fn redirect_uris_must_be_https_or_loopback_http_without_fragment() {
-        assert!(validate_redirect_uri("https://app.example/cb").is_ok());
-        assert!(validate_redirect_uri("http://127.0.0.1:8080/cb").is_ok());
-        assert!(validate_redirect_uri("http://[::1]/cb").is_ok());
-        assert!(validate_redirect_uri("http://localhost/cb").is_ok());
-        assert!(validate_redirect_uri("http://app.example/cb").is_err());
-        assert!(validate_redirect_uri("https://app.example/cb#x").is_err());
-        assert!(validate_redirect_uri("/cb").is_err());
-        assert!(validate_redirect_uri("javascript:alert(1)").is_err());
-        assert!(validate_redirect_uri("https://user:pw@app.example/cb").is_err());
-        assert!(validate_redirect_uri("com.example.app:/cb").is_err());
+        for public in [false, true] {
+            assert!(validate_redirect_uri("https://app.example/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://127.0.0.1:8080/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://[::1]/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://localhost/cb", public).is_ok());
+            assert!(validate_redirect_uri("http://app.example/cb", public).is_err());
+            assert!(validate_redirect_uri("https://app.example/cb#x", public).is_err());
+            assert!(validate_redirect_uri("/cb", public).is_err());
+            assert!(validate_redirect_uri("https://user:pw@app.example/cb", public).is_err());
+        }
+    }
+
+    #[test]
+    fn private_use_schemes_are_for_public_clients_and_dangerous_schemes_for_nobody() {
+        assert!(validate_redirect_uri("com.example.app:/callback", true).is_ok());
+        assert!(validate_redirect_uri("com.example.app://callback", true).is_ok());
+        let confidential = validate_redirect_uri("com.example.app:/callback", false);
+        assert_eq!(
+            confidential.map_err(|e| e.code),
+            Err(ErrorCode::InvalidRedirectUri)
+        );
+        for bad in [
+            "myapp:/callback",
+            "com.example.app:callback",
+            "com.example.app:/cb#x",
+            "com.Example.app:/cb",
+            "javascript:alert(1)",
+            "javascript://x/%0aalert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:x",
+            "about:blank",
+            "blob:https://app.example/1",
+        ] {
+            assert!(validate_redirect_uri(bad, true).is_err(), "{bad}");
+            assert!(validate_redirect_uri(bad, false).is_err(), "{bad}");
+        }
     }
 }

@@ -11,12 +11,17 @@
 //!
 //! A delete retries its swap a few times (it does not care what changed), records the
 //! client's token cut-off first (`token_cutoff::client_deleted`) so tokens already issued stop
-//! working, and then drops the client from its owner's list.
+//! working, and then drops the client from its owner's list (if it has an owner).
+//!
+//! Who may change a client is an [`Access`]: its owner (the management API), or the bearer
+//! of its registration access token (RFC 7592, for a client that registered itself), whose
+//! hash is compared in constant time. An RFC 7591/7592 update replaces the metadata with the
+//! same compare-and-swap ([`replace`]).
 //!
 //! [`Store::compare_and_swap`]: crate::store::Store::compare_and_swap
 
 use crate::{
-    crypto::{random_token, sha256_b64},
+    crypto::{ct_eq, random_token, sha256_b64},
     oauth::{
         client::Client,
         error::{ErrorCode, OAuthError},
@@ -30,26 +35,97 @@ use crate::{
 /// Swap attempts of a delete before answering 409.
 const MAX_ATTEMPTS: usize = 16;
 
+/// Who is changing a client.
+#[derive(Clone, Copy)]
+pub enum Access<'a> {
+    /// The owning user (the management API): anyone else's client is `not_found`.
+    Owner(&'a User),
+    /// The bearer of this registration access token (RFC 7592): a wrong token, an unknown
+    /// client or one that did not register itself are all `invalid_token` (401, RFC 7592 §2).
+    RegistrationToken(&'a str),
+}
+
+impl std::fmt::Debug for Access<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Owner(u) => f.debug_tuple("Owner").field(&u.id).finish(),
+            Access::RegistrationToken(_) => f.write_str("RegistrationToken([redacted])"),
+        }
+    }
+}
+
+impl Access<'_> {
+    fn refusal(self) -> OAuthError {
+        match self {
+            Access::Owner(_) => OAuthError::not_found("no such client"),
+            Access::RegistrationToken(_) => OAuthError::invalid_token(
+                "the registration access token is not valid for this client",
+            ),
+        }
+    }
+
+    /// Whether this caller may change `client` (`None`: no such client). Both branches do
+    /// the same work whether or not the client exists.
+    fn allows(self, client: Option<&Client>) -> bool {
+        match self {
+            Access::Owner(owner) => client.is_some_and(|c| c.has_owner() && c.owner == owner.id),
+            Access::RegistrationToken(token) => {
+                let presented = sha256_b64(token.as_bytes());
+                let stored = client
+                    .and_then(|c| c.registration_token_hash.clone())
+                    .unwrap_or_else(|| sha256_b64(b"no registration token"));
+                let token_ok = ct_eq(presented.as_bytes(), stored.as_bytes());
+                token_ok && client.is_some_and(Client::is_dynamic)
+            }
+        }
+    }
+}
+
+/// The client `access` may change, and its raw stored bytes; its refusal otherwise.
+pub async fn read(
+    state: &AppState,
+    access: Access<'_>,
+    client_id: &str,
+) -> Result<(Client, Vec<u8>), OAuthError> {
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Err(access.refusal());
+    }
+    let raw = state.store.get(&schema::client(client_id)).await?;
+    let client = match &raw {
+        Some(raw) => {
+            Some(serde_json::from_slice::<Client>(raw).map_err(|e| OAuthError::internal(&e))?)
+        }
+        None => None,
+    };
+    if !access.allows(client.as_ref()) {
+        return Err(access.refusal());
+    }
+    match (client, raw) {
+        (Some(client), Some(raw)) => Ok((client, raw)),
+        _ => Err(access.refusal()),
+    }
+}
+
 /// The owner's client and its raw stored bytes; `not_found` for anyone else's.
 async fn read_owned(
     state: &AppState,
     owner: &User,
     client_id: &str,
 ) -> Result<(Client, Vec<u8>), OAuthError> {
-    let missing = || OAuthError::not_found("no such client");
-    if client_id.is_empty() || client_id.len() > 128 {
-        return Err(missing());
-    }
-    let raw = state
+    read(state, Access::Owner(owner), client_id).await
+}
+
+/// Writes `updated` over the record read as `raw`; `409` when it changed in between.
+pub async fn replace(state: &AppState, raw: &[u8], updated: &Client) -> Result<(), OAuthError> {
+    let bytes = serde_json::to_vec(updated).map_err(|e| OAuthError::internal(&e))?;
+    if !state
         .store
-        .get(&schema::client(client_id))
+        .compare_and_swap(&schema::client(&updated.client_id), raw, Some(&bytes), None)
         .await?
-        .ok_or_else(missing)?;
-    let client: Client = serde_json::from_slice(&raw).map_err(|e| OAuthError::internal(&e))?;
-    if client.owner != owner.id {
-        return Err(missing());
+    {
+        return Err(changed());
     }
-    Ok((client, raw))
+    Ok(())
 }
 
 fn changed() -> OAuthError {
@@ -74,36 +150,36 @@ pub async fn rotate_secret(
     }
     let secret = random_token();
     client.secret_hash = Some(sha256_b64(secret.as_bytes()));
-    let bytes = serde_json::to_vec(&client).map_err(|e| OAuthError::internal(&e))?;
-    if !state
-        .store
-        .compare_and_swap(&schema::client(&client.client_id), &raw, Some(&bytes), None)
-        .await?
-    {
-        return Err(changed());
-    }
+    replace(state, &raw, &client).await?;
     tracing::info!("client secret rotated");
     Ok((client, secret))
 }
 
-/// Deletes the owner's client: `404` when it is not (or no longer) there, `409` only when it
-/// kept changing through every attempt.
-pub async fn delete(state: &AppState, owner: &User, client_id: &str) -> Result<(), OAuthError> {
-    let (client, mut raw) = read_owned(state, owner, client_id).await?;
+/// Deletes the client `access` may change: its refusal when it is not (or no longer) there,
+/// `409` only when it kept changing through every attempt. Tokens already issued to it are
+/// refused from now on (`token_cutoff::client_deleted`).
+pub async fn delete(
+    state: &AppState,
+    access: Access<'_>,
+    client_id: &str,
+) -> Result<(), OAuthError> {
+    let (client, mut raw) = read(state, access, client_id).await?;
     token_cutoff::client_deleted(state, &client.client_id).await?;
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            raw = read_owned(state, owner, client_id).await?.1;
+            raw = read(state, access, client_id).await?.1;
         }
         if state
             .store
             .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
             .await?
         {
-            state
-                .store
-                .set_remove(&schema::owner_clients(&owner.id), &client.client_id)
-                .await?;
+            if client.has_owner() {
+                state
+                    .store
+                    .set_remove(&schema::owner_clients(&client.owner), &client.client_id)
+                    .await?;
+            }
             tracing::info!("client deleted");
             return Ok(());
         }
@@ -225,6 +301,7 @@ mod tests {
             scope: Scope::default(),
             allowed_cors_origins: Vec::new(),
             created_at: 0,
+            registration_token_hash: None,
         };
         let bytes = serde_json::to_vec(&client).unwrap();
         store
@@ -272,11 +349,14 @@ mod tests {
         client.secret_hash = Some(sha256_b64(b"rotated meanwhile"));
         arm(&store, Some(serde_json::to_vec(&client).unwrap()));
 
-        delete(&state, &owner, "c1").await.unwrap();
+        delete(&state, Access::Owner(&owner), "c1").await.unwrap();
 
         assert_eq!(store.get(&schema::client("c1")).await.unwrap(), None);
         assert_eq!(
-            delete(&state, &owner, "c1").await.unwrap_err().code,
+            delete(&state, Access::Owner(&owner), "c1")
+                .await
+                .unwrap_err()
+                .code,
             ErrorCode::NotFound
         );
     }

@@ -107,3 +107,35 @@ pub fn validate(origins: Vec<String>) -> Result<Vec<String>, OAuthError> {
     origins.dedup();
     Ok(origins)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::{client::AuthMethod, scope::Scope};
+
+    #[test]
+    fn a_public_client_allows_its_http_redirect_origins_and_no_private_use_scheme() {
+        let client = Client {
+            client_id: "c".into(),
+            secret_hash: None,
+            owner: String::new(),
+            client_name: "App".into(),
+            redirect_uris: vec![
+                "http://127.0.0.1:8765/cb".into(),
+                "com.example.app:/cb".into(),
+                "https://app.example/cb".into(),
+            ],
+            grant_types: Vec::new(),
+            token_endpoint_auth_method: AuthMethod::None,
+            scope: Scope::default(),
+            allowed_cors_origins: Vec::new(),
+            created_at: 0,
+            registration_token_hash: None,
+        };
+        // The registered loopback port only: the any-port rule is for redirects, not CORS.
+        assert_eq!(
+            allowed_origins(&client),
+            ["http://127.0.0.1:8765", "https://app.example"]
+        );
+    }
+}

@@ -45,6 +45,7 @@ pub fn client(config: &Config) -> Client {
         ),
         created_at: 0,
         allowed_cors_origins: Vec::new(),
+        registration_token_hash: None,
     }
 }
 

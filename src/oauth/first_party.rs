@@ -3,7 +3,8 @@
 //! `hallpass:manage` lets a token rotate the secrets of the user's clients and register new
 //! ones, so only a client the operator trusts may ever be granted it. That trust is an
 //! operator decision: the client ids in `HALLPASS_FIRST_PARTY_CLIENTS`, plus the ids Hallpass
-//! builds in ([`BUILT_IN`], first-party by construction).
+//! builds in ([`BUILT_IN`], first-party by construction). A client that registered itself
+//! (RFC 7591) is never first-party.
 //!
 //! A first-party client may request `hallpass:manage` whether or not its registration lists
 //! it (no user can register it: [`check_registration`]). For anyone else the scope is refused
@@ -36,13 +37,24 @@ pub fn parse_setting(raw: &str) -> Result<BTreeSet<String>, String> {
                 "HALLPASS_FIRST_PARTY_CLIENTS / --first-party-clients: {id:?} is not a client id; give comma-separated client ids"
             ));
         }
+        if crate::oauth::dynamic_client::is_dynamic_id(id) {
+            return Err(format!(
+                "HALLPASS_FIRST_PARTY_CLIENTS / --first-party-clients: {id:?} is a dynamically registered client, which is never first-party; register your own application with the management API"
+            ));
+        }
         out.insert(id.to_string());
     }
     Ok(out)
 }
 
-/// Whether `client_id` is first-party: built in, or named by the operator.
+/// Whether `client_id` is first-party: built in, or named by the operator. A dynamically
+/// registered client never is (its id has [`ID_PREFIX`], which the setting refuses).
+///
+/// [`ID_PREFIX`]: crate::oauth::dynamic_client::ID_PREFIX
 pub fn is_first_party(config: &Config, client_id: &str) -> bool {
+    if crate::oauth::dynamic_client::is_dynamic_id(client_id) {
+        return false;
+    }
     BUILT_IN.contains(&client_id) || config.first_party_clients.contains(client_id)
 }
 
@@ -140,5 +152,11 @@ mod tests {
         let ids = parse_setting(" a, b ,,").unwrap_or_default();
         assert_eq!(ids.into_iter().collect::<Vec<_>>(), ["a", "b"]);
         assert!(parse_setting("a b").is_err());
+        assert!(parse_setting("dyn.abc").is_err());
+        let cfg = Config {
+            first_party_clients: ["dyn.abc".to_string()].into_iter().collect(),
+            ..Config::default()
+        };
+        assert!(!is_first_party(&cfg, "dyn.abc"));
     }
 }

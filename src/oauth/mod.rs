@@ -14,13 +14,15 @@
 //! - [`resource`]: RFC 8707 resource indicators: the registered resource servers, the `aud`
 //!   of each token and the scope narrowed to it.
 //! - [`disclosure`]: what a token may see of its user.
-//! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
+//! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used;
+//!   loopback matching on any port and private-use schemes (RFC 8252).
 //! - [`redirect_trust`]: which error responses are redirected automatically (RFC 9700 §4.11.2).
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`docs_client`]: `hallpass-docs`, the built-in public client of Swagger UI at `/docs`.
 //! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
 //! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
 //! - [`client_update`]: compare-and-swap updates of client records.
+//! - [`dynamic_client`]: RFC 7591 registration and RFC 7592 management at `/oauth2/register`.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
@@ -30,6 +32,7 @@ pub mod consent;
 pub mod cors;
 pub mod disclosure;
 pub mod docs_client;
+pub mod dynamic_client;
 pub mod error;
 pub mod first_party;
 pub mod grant;

@@ -67,10 +67,7 @@ pub async fn answer(
 /// The [`ErrorAnswer::Inform`] for an error response URL.
 pub fn inform(url: String) -> ErrorAnswer {
     let parsed = Url::parse(&url).ok();
-    let host = parsed
-        .as_ref()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
+    let host = crate::oauth::redirect_uri::display_target(&url);
     let param = |name: &str| {
         parsed.as_ref().and_then(|u| {
             u.query_pairs()
@@ -89,6 +86,15 @@ pub fn inform(url: String) -> ErrorAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_use_scheme_is_named_by_its_scheme() {
+        let answer = inform("com.example.app:/cb?error=access_denied&iss=i".into());
+        assert!(
+            matches!(answer, ErrorAnswer::Inform { ref host, .. } if host == "com.example.app:"),
+            "{answer:?}"
+        );
+    }
 
     #[test]
     fn the_page_names_the_host_and_the_error_of_the_response() {

@@ -5,7 +5,8 @@
 //! - failed sign-ins (the login form and HTTP Basic on the management API) per account and
 //!   client IP, per client IP, and per account alone with a much higher threshold;
 //! - failed client authentications per `client_id` (token, introspection, revocation);
-//! - user registrations per client IP.
+//! - user registrations per client IP, and, counted apart, client registrations (RFC 7591)
+//!   per client IP, under the same threshold.
 //!
 //! How: every counted event increments `throttle:<limit>:<subject>:<window>` (an atomic
 //! [`Store::incr`](crate::store::Store::incr) on a fixed window of `HALLPASS_RATE_LIMIT_WINDOW`
@@ -228,6 +229,15 @@ impl Attempt {
     pub fn registration(ip: Option<IpAddr>) -> Self {
         match ip {
             Some(ip) => Self::none().with(Limit::Registration, &[&ip.to_string()]),
+            None => Self::none(),
+        }
+    }
+
+    /// A dynamic client registration (RFC 7591) from `ip`: the registration limit, with a
+    /// count of its own (so registering clients does not use up the users' allowance).
+    pub fn client_registration(ip: Option<IpAddr>) -> Self {
+        match ip {
+            Some(ip) => Self::none().with(Limit::Registration, &["client", &ip.to_string()]),
             None => Self::none(),
         }
     }

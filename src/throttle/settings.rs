@@ -29,7 +29,9 @@ pub struct RateLimitArgs {
     #[arg(long, env = "HALLPASS_RATE_LIMIT_CLIENT_AUTH", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub rate_limit_client_auth: u64,
-    /// User registrations (`POST /api/users`) per IP, within a window, before delays start.
+    /// User registrations (`POST /api/users`) per IP, within a window, before delays start;
+    /// client registrations (`POST /oauth2/register`) per IP are counted apart, to the same
+    /// threshold.
     #[arg(long, env = "HALLPASS_RATE_LIMIT_REGISTRATION", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub rate_limit_registration: u64,

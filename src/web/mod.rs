@@ -87,6 +87,11 @@ impl<E: Endpoint> Endpoint for WithHome<E> {
     }
 }
 
+/// The security headers of every page. The CSP has no `form-action` on purpose: Chromium
+/// applies `form-action` to the redirects that follow a form submission, so the consent
+/// form's 303 to the client (another origin, a loopback port, or a private-use scheme such as
+/// `com.example.app:`) would be blocked; `default-src 'none'` does not cover `form-action`,
+/// and every form on these pages posts to a fixed path of this server.
 fn page_headers() -> SetHeader {
     SetHeader::new()
         .overriding("X-Frame-Options", "DENY")
@@ -305,16 +310,14 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             (name, id.clone())
         })
         .collect();
-    let host = url::Url::parse(&areq.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
+    let host = crate::oauth::redirect_uri::display_target(&areq.redirect_uri);
     let txn = authorize::seal_pending(state, &session, &areq);
     let this_request = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
     html(
         StatusCode::OK,
         pages::consent(
             &client.client_name,
+            !client.is_dynamic(),
             &host,
             &user.username,
             &scopes,

@@ -69,8 +69,11 @@ pub fn login(
 
 /// The consent page: who asks, for whom, for what, and at which services (`resources`:
 /// name and identifier of each resource server the tokens are for, RFC 8707).
+/// `verified` is false for a client that registered itself (RFC 7591): its name is
+/// whatever its registrant chose, and the page says so.
 pub fn consent(
     client_name: &str,
+    verified: bool,
     redirect_host: &str,
     username: &str,
     scopes: &[(String, String)],
@@ -103,10 +106,19 @@ pub fn consent(
             .collect();
         format!("<p>It will use this access at:</p>\n<ul class=\"resources\">{names}</ul>\n")
     };
+    let unverified = if verified {
+        String::new()
+    } else {
+        format!(
+            r#"<p class="error" role="note"><strong>Unverified application.</strong> It registered itself with Hallpass, which has not checked who runs it: the name “{client}” is its own claim. Allow access only if you started this from an application you trust at <code>{host}</code>.</p>"#,
+            client = escape(client_name),
+            host = escape(redirect_host),
+        )
+    };
     layout(
         "Allow access?",
         &format!(
-            r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>
+            r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>{unverified}
 <ul>{items}</ul>
 {services}<form method="post" action="/oauth2/authorize">
 <input type="hidden" name="txn" value="{txn}">
@@ -183,6 +195,7 @@ mod tests {
     fn every_shown_value_is_escaped() {
         let page = consent(
             "<script>x</script>",
+            false,
             "a\"b",
             "u&u",
             &[("s".into(), "<b>".into())],
@@ -198,6 +211,8 @@ mod tests {
         assert!(page.contains("t&#x27;"));
         assert!(page.contains("&lt;i&gt;Beers&lt;/i&gt;"), "{page}");
         assert!(page.contains("https://b.example/?a=1&amp;b=2"));
+        assert!(page.contains("Unverified application"));
+        assert!(!page.contains("“<script>"));
         let login = login(None, "c", "/", "", Some("<i>App</i>"));
         assert!(login.contains("continue to <strong>&lt;i&gt;App&lt;/i&gt;</strong>"));
     }

@@ -68,6 +68,10 @@ async fn bad_registrations_get_400_invalid_request() {
         json!({"username": "bob", "password": huge_password}),
         json!({"username": "bob"}),
         json!(["not", "an", "object"]),
+        // A JSON string only: poem-openapi's own `String` would take `false` as "false".
+        json!({"username": false, "password": "long enough"}),
+        json!({"username": 42, "password": "long enough"}),
+        json!({"username": "bob", "password": 1234567890}),
     ] {
         assert_oauth_error(app.post_user(&body).await, 400, "invalid_request").await;
     }
@@ -219,6 +223,14 @@ async fn a_public_client_has_no_secret() {
 async fn invalid_client_metadata_is_refused_with_400() {
     let app = spawn_app().await;
     let user = app.user().await;
+    for not_strings in [
+        json!({"client_name": true, "redirect_uris": ["https://app.example/cb"]}),
+        json!({"client_name": "X", "redirect_uris": [7]}),
+        json!({"client_name": "X", "redirect_uris": ["https://app.example/cb"], "scope": 1}),
+    ] {
+        let resp = app.post_client(&user, &not_strings).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{not_strings}");
+    }
     let cases = [
         (
             json!({"client_name": "X", "redirect_uris": ["http://app.example/cb"]}),

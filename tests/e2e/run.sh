@@ -10,7 +10,8 @@
 #    trusting it, and waits for /readyz and /healthz.
 # 3. Generates both SDKs into tests/e2e/generated/ (git-ignored: generated at test time from
 #    openapi/openapi.yaml and the running beer locker's /openapi.yaml, so they never drift).
-# 4. Runs pytest (tests/e2e/test_*.py) and `node --test` (the compiled tests/e2e/ts/*.test.ts).
+# 4. Runs pytest (tests/e2e/test_*.py: SDKs, browser, schemathesis against both live specs with
+#    openapi/schemathesis.toml) and `node --test` (the compiled tests/e2e/ts/*.test.ts).
 #
 # Screenshots of every page the browser tests visit go to target/e2e-screenshots/; server
 # logs to target/e2e/logs/. The last line is `e2e: N passed, N failed`; the exit code is
@@ -91,11 +92,15 @@ cat >"$RESOURCES" <<EOF
 {"resources": [{"resource": "$E2E_LOCKER", "name": "Beer locker", "scopes": ["beers:read", "beers:write"]}]}
 EOF
 
-# The memory store (REDIS_URL and REDIS_CLUSTER_URLS unset), and registration limits out of the tests' way.
+# The memory store (REDIS_URL and REDIS_CLUSTER_URLS unset), and rate limits out of the way
+# of the tests and of schemathesis (which sends many requests from one address, with
+# credentials that are not a client's).
 env -u REDIS_URL -u REDIS_CLUSTER_URLS NO_COLOR=1 \
   HALLPASS_ISSUER="$E2E_HALLPASS" HALLPASS_BIND="127.0.0.1:$HP_PORT" HALLPASS_KEYS_DIR="$KEYS" \
   HALLPASS_RESOURCES="$RESOURCES" \
-  HALLPASS_RATE_LIMIT_REGISTRATION=10000 HALLPASS_RATE_LIMIT_SIGN_IN_IP=10000 \
+  HALLPASS_RATE_LIMIT_REGISTRATION=100000 HALLPASS_RATE_LIMIT_SIGN_IN=10000 \
+  HALLPASS_RATE_LIMIT_SIGN_IN_IP=100000 HALLPASS_RATE_LIMIT_SIGN_IN_ACCOUNT=100000 \
+  HALLPASS_RATE_LIMIT_CLIENT_AUTH=100000 \
   "$BIN/hallpass" >"$WORK/logs/hallpass.log" 2>&1 &
 PIDS+=($!)
 wait_up() {
