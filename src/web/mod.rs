@@ -320,8 +320,10 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             !client.is_dynamic(),
             &host,
             &user.username,
-            &scopes,
-            &resources,
+            pages::Asked {
+                scopes: &scopes,
+                resources: &resources,
+            },
             &txn,
             &this_request,
         ),

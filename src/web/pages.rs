@@ -67,20 +67,28 @@ pub fn login(
     )
 }
 
-/// The consent page: who asks, for whom, for what, and at which services (`resources`:
-/// name and identifier of each resource server the tokens are for, RFC 8707).
-/// `verified` is false for a client that registered itself (RFC 7591): its name is
-/// whatever its registrant chose, and the page says so.
+/// What an authorization request asks for, as the consent page lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Each scope and the sentence that describes it.
+    pub scopes: &'a [(String, String)],
+    /// Each resource server the tokens are for (RFC 8707): its name and identifier.
+    pub resources: &'a [(String, String)],
+}
+
+/// The consent page: who asks, for whom, for what, and at which services. `verified` is
+/// false for a client that registered itself (RFC 7591): its name is whatever its
+/// registrant chose, and the page says so.
 pub fn consent(
     client_name: &str,
     verified: bool,
     redirect_host: &str,
     username: &str,
-    scopes: &[(String, String)],
-    resources: &[(String, String)],
+    asked: Asked<'_>,
     txn: &str,
     this_request: &str,
 ) -> String {
+    let Asked { scopes, resources } = asked;
     let items: String = scopes
         .iter()
         .map(|(name, desc)| {
@@ -198,8 +206,10 @@ mod tests {
             false,
             "a\"b",
             "u&u",
-            &[("s".into(), "<b>".into())],
-            &[("<i>Beers</i>".into(), "https://b.example/?a=1&b=2".into())],
+            Asked {
+                scopes: &[("s".into(), "<b>".into())],
+                resources: &[("<i>Beers</i>".into(), "https://b.example/?a=1&b=2".into())],
+            },
             "t'",
             "/oauth2/authorize?a=1&b=\"",
         );
