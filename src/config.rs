@@ -94,9 +94,16 @@ pub struct ConfigArgs {
     /// Scopes offered, as comma-separated `name=description` pairs.
     #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
     pub scopes: String,
-    /// The `aud` of access tokens: the identifier resource servers check. Defaults to the issuer.
+    /// The identifier of Hallpass's own API (management API, `/userinfo`): the `aud` of
+    /// tokens for it. Defaults to the issuer.
     #[arg(long, env = "HALLPASS_AUDIENCE")]
     pub audience: Option<String>,
+    /// JSON file registering the resource servers (RFC 8707): identifier, name, accepted
+    /// scopes, and optionally the default. Unset: with a loopback issuer, the development
+    /// registry (the beer locker at http://127.0.0.1:4000); otherwise none but Hallpass's own
+    /// API.
+    #[arg(long, env = "HALLPASS_RESOURCES")]
+    pub resources: Option<PathBuf>,
     /// Seconds within which a rotated refresh token presented again returns the same successor
     /// instead of revoking the family (retries, parallel tabs).
     #[arg(long, env = "HALLPASS_REFRESH_GRACE", default_value_t = 30,
@@ -332,8 +339,13 @@ pub struct Config {
     pub dynamic_clients: DynamicClients,
     /// Offered scopes (`HALLPASS_SCOPES`).
     pub scopes: Vec<ScopeDef>,
-    /// `aud` of access tokens (`HALLPASS_AUDIENCE`).
+    /// Identifier of Hallpass's own API, the `aud` of tokens for it (`HALLPASS_AUDIENCE`).
     pub audience: String,
+    /// The registered resource servers besides Hallpass's own API (`HALLPASS_RESOURCES`);
+    /// see [`crate::oauth::resource`]. [`Config::default`] registers none (every token is
+    /// for Hallpass's own API); [`Config::from_args`] loads the file, or the development
+    /// registry for a loopback issuer.
+    pub resources: crate::oauth::resource::Resources,
     /// Redis URL (`REDIS_URL`); `None` selects the memory store. May hold a password: never log it.
     pub redis_url: Option<String>,
     /// Redis key prefix (`HALLPASS_REDIS_PREFIX`).
@@ -406,6 +418,7 @@ impl Default for Config {
             #[allow(clippy::expect_used)]
             scopes: parse_scopes(DEFAULT_SCOPES).expect("the default scopes parse"),
             audience: "http://127.0.0.1:3000".into(),
+            resources: crate::oauth::resource::Resources::none(),
             redis_url: None,
             redis_prefix: "hallpass:".into(),
             redis: None,
@@ -461,6 +474,7 @@ impl Config {
             Some(a) => a,
             None => issuer.clone(),
         };
+        let resources = load_resources(args.resources.as_deref(), &issuer, &scopes, &audience)?;
         let redis = args.redis.options()?;
         let redis_url = validate_redis_url(args.redis.conn.redis_url)?;
         let first_party_clients =
@@ -486,6 +500,7 @@ impl Config {
             dynamic_clients: args.dynamic_clients,
             scopes,
             audience,
+            resources,
             redis_url,
             redis_prefix: args.redis.redis_prefix,
             redis,
@@ -524,6 +539,37 @@ impl Config {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
     }
+}
+
+/// The resource registry: the `HALLPASS_RESOURCES` file when given (an empty path is
+/// unset); else, for a loopback (development) issuer, the development registry; else none.
+fn load_resources(
+    path: Option<&std::path::Path>,
+    issuer: &str,
+    scopes: &[ScopeDef],
+    audience: &str,
+) -> Result<crate::oauth::resource::Resources, ConfigError> {
+    use crate::oauth::resource::Resources;
+    let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+        let development = Url::parse(issuer).is_ok_and(|u| is_loopback_host(&u));
+        return Ok(if development {
+            Resources::development(scopes)
+        } else {
+            Resources::none()
+        });
+    };
+    let raw = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "HALLPASS_RESOURCES / --resources: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    Resources::from_json(&raw, scopes, audience).map_err(|e| {
+        ConfigError(format!(
+            "HALLPASS_RESOURCES / --resources ({}): {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Checks `REDIS_URL` the same way for both binaries: empty means unset (the memory store);

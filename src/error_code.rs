@@ -26,6 +26,8 @@ pub enum ErrorCode {
     /// RFC 6749 §5.2: "The requested scope is invalid, unknown, malformed, or exceeds the
     /// scope granted by the resource owner."
     InvalidScope,
+    /// RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed."
+    InvalidTarget,
     /// RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the request."
     AccessDenied,
     /// RFC 6749 §4.1.2.1: "The authorization server does not support obtaining an
@@ -64,13 +66,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order the OpenAPI schema lists them.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
         ErrorCode::InvalidGrant,
         ErrorCode::UnauthorizedClient,
         ErrorCode::UnsupportedGrantType,
         ErrorCode::InvalidScope,
+        ErrorCode::InvalidTarget,
         ErrorCode::AccessDenied,
         ErrorCode::UnsupportedResponseType,
         ErrorCode::ServerError,
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::ServerError => "server_error",

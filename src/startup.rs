@@ -51,6 +51,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         client_id: Some(crate::oauth::docs_client::CLIENT_ID.to_string()),
         scopes: crate::oauth::docs_client::default_scopes(&state.config),
         redirect_url: state.config.url(crate::oauth::docs_client::REDIRECT_PATH),
+        resource: Some(state.config.audience.clone()),
     };
     let docs = crate::docs::routes(&api.swagger_ui_html(), &oauth, &[&state.config.issuer]);
     let spec = crate::api::spec(&state);

@@ -116,7 +116,8 @@ impl AppState {
         self.keys().active(self.now()).cloned()
     }
 
-    /// Verifies one of our access tokens now (signature, `typ`, `iss`, `aud`, expiry).
+    /// Verifies an access token for Hallpass's own API now (signature, `typ`, `iss`, `aud`
+    /// = `HALLPASS_AUDIENCE`, expiry): tokens for other resource servers are refused.
     pub fn verify_access_token(
         &self,
         token: &str,
@@ -129,6 +130,34 @@ impl AppState {
             self.now(),
             self.config.access_token_ttl,
         )
+    }
+
+    /// Verifies an access token Hallpass issued for any registered resource server (for
+    /// introspection and revocation, which answer for every token, whatever its `aud`).
+    pub fn verify_issued_access_token(
+        &self,
+        token: &str,
+    ) -> Result<crate::token::AccessClaims, crate::token::TokenError> {
+        let keys = self.keys();
+        let mut last = crate::token::TokenError::Audience;
+        for audience in crate::oauth::resource::identifiers(&self.config) {
+            match crate::token::verify_access_token(
+                &keys,
+                token,
+                &self.config.issuer,
+                &audience,
+                self.now(),
+                self.config.access_token_ttl,
+            ) {
+                Err(crate::token::TokenError::Audience) => {}
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+                ok => return ok,
+            }
+        }
+        Err(last)
     }
 }
 

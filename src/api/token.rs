@@ -17,8 +17,10 @@ use crate::{
 };
 
 /// The token request (`application/x-www-form-urlencoded`). Every field is optional here so
-/// that a missing one gets an RFC 6749 `invalid_request`, not a parser error.
-#[derive(Object, Deserialize)]
+/// that a missing one gets an RFC 6749 `invalid_request`, not a parser error. `resource`
+/// may be repeated (RFC 8707 §2); any other parameter sent twice is `invalid_request`
+/// (RFC 6749 §3.2), and unknown ones are ignored.
+#[derive(Object)]
 #[oai(example)]
 pub struct TokenForm {
     // Required in the spec (`crate::api::spec`), optional here: a missing one gets
@@ -40,6 +42,95 @@ pub struct TokenForm {
     pub scope: Option<String>,
     /// Refresh token (refresh_token grant).
     pub refresh_token: Option<String>,
+    /// The resource server(s) the access token is for (RFC 8707): absolute URIs, repeat the
+    /// parameter for several. At the code exchange and on refresh, a subset of those granted
+    /// (default: all of them); for client credentials, registered resource servers (default:
+    /// those accepting the requested scopes).
+    pub resource: Option<Vec<String>>,
+}
+
+/// serde's derive refuses a repeated field and `serde_urlencoded` has no sequences, so the
+/// form is read pair by pair: `resource` collects, everything else may appear once.
+impl<'de> Deserialize<'de> for TokenForm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = TokenForm;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("token request parameters")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TokenForm, A::Error> {
+                let mut form = TokenForm::empty();
+                let mut resources = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    let slot = match key.as_str() {
+                        "resource" => {
+                            resources.push(value);
+                            continue;
+                        }
+                        "grant_type" => {
+                            if form.grant_type.is_some() {
+                                return Err(serde::de::Error::duplicate_field("grant_type"));
+                            }
+                            form.grant_type = Some(GrantTypeName(value));
+                            continue;
+                        }
+                        "code" => &mut form.code,
+                        "redirect_uri" => &mut form.redirect_uri,
+                        "code_verifier" => &mut form.code_verifier,
+                        "client_id" => &mut form.client_id,
+                        "client_secret" => &mut form.client_secret,
+                        "scope" => &mut form.scope,
+                        "refresh_token" => &mut form.refresh_token,
+                        _ => continue,
+                    };
+                    if slot.replace(value).is_some() {
+                        let name = FIELDS
+                            .iter()
+                            .find(|f| **f == key)
+                            .copied()
+                            .unwrap_or("parameter");
+                        return Err(serde::de::Error::duplicate_field(name));
+                    }
+                }
+                form.resource = (!resources.is_empty()).then_some(resources);
+                Ok(form)
+            }
+        }
+        const FIELDS: &[&str] = &[
+            "grant_type",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "client_id",
+            "client_secret",
+            "scope",
+            "refresh_token",
+            "resource",
+        ];
+        d.deserialize_struct("TokenForm", FIELDS, Pairs)
+    }
+}
+
+impl TokenForm {
+    fn empty() -> Self {
+        TokenForm {
+            grant_type: None,
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
+            client_id: None,
+            client_secret: None,
+            scope: None,
+            refresh_token: None,
+            resource: None,
+        }
+    }
 }
 
 /// A client-credentials request: valid as it stands for a confidential client that
@@ -48,13 +139,7 @@ impl poem_openapi::types::Example for TokenForm {
     fn example() -> Self {
         TokenForm {
             grant_type: Some("client_credentials".into()),
-            code: None,
-            redirect_uri: None,
-            code_verifier: None,
-            client_id: None,
-            client_secret: None,
-            scope: None,
-            refresh_token: None,
+            ..TokenForm::empty()
         }
     }
 }
@@ -72,6 +157,7 @@ impl std::fmt::Debug for TokenForm {
             .field("client_secret", &hidden(&self.client_secret))
             .field("scope", &self.scope)
             .field("refresh_token", &hidden(&self.refresh_token))
+            .field("resource", &self.resource)
             .finish()
     }
 }
@@ -148,8 +234,11 @@ impl TokenApi {
     /// Grants: `authorization_code` (with PKCE), `refresh_token` (rotated on every use; a
     /// retry within the grace window gets the same successor) and `client_credentials`. Clients authenticate
     /// with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body
-    /// (`client_secret_post`), or, for public clients, with `client_id` alone. Errors follow
-    /// RFC 6749 §5.2; `invalid_client` is a 401 with `WWW-Authenticate`.
+    /// (`client_secret_post`), or, for public clients, with `client_id` alone. `resource`
+    /// (RFC 8707, repeatable) names the resource servers the access token is for: its `aud`,
+    /// with the scope narrowed to what they accept; an unknown, malformed or not granted one
+    /// is `invalid_target`. Errors follow RFC 6749 §5.2; `invalid_client` is a 401 with
+    /// `WWW-Authenticate`.
     #[oai(
         path = "/oauth2/token",
         method = "post",
@@ -177,6 +266,7 @@ impl TokenApi {
             code_verifier: f.code_verifier,
             scope: f.scope,
             refresh_token: f.refresh_token,
+            resources: f.resource.unwrap_or_default(),
             origin: crate::api::cors::request_origin(req),
         };
         let attempt = throttle::Attempt::client_auth(&creds);

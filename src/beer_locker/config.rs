@@ -15,6 +15,12 @@ use crate::{
     verify::{BuildError, Verifier},
 };
 
+/// Where the beer locker listens by default (`BEER_LOCKER_BIND`).
+pub const DEFAULT_BIND: &str = "127.0.0.1:4000";
+/// Its resource identifier when it listens there: the one Hallpass's development registry
+/// knows ([`crate::oauth::resource::Resources::development`]).
+pub const DEFAULT_RESOURCE: &str = "http://127.0.0.1:4000";
+
 /// The raw settings, as clap reads them from flags and `BEER_LOCKER_*` variables.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BeerLockerArgs {
@@ -26,12 +32,13 @@ pub struct BeerLockerArgs {
         default_value = "http://127.0.0.1:3000"
     )]
     pub issuer: String,
-    /// The `aud` tokens must carry. Defaults to the issuer, which is Hallpass's default
-    /// audience (`HALLPASS_AUDIENCE`).
+    /// The `aud` tokens must carry. Defaults to this service's resource identifier (its
+    /// public URL, the `resource` of its RFC 9728 metadata), which clients send to Hallpass
+    /// as `resource` and Hallpass registers (`HALLPASS_RESOURCES`).
     #[arg(long, env = "BEER_LOCKER_AUDIENCE")]
     pub audience: Option<String>,
     /// Address and port to listen on; port 0 picks a free port.
-    #[arg(long, env = "BEER_LOCKER_BIND", default_value = "127.0.0.1:4000")]
+    #[arg(long, env = "BEER_LOCKER_BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
     /// Public base URL of this service, its RFC 9728 resource identifier (for example
     /// `https://beers.example.com`). Defaults to http:// and the bound address.
@@ -61,8 +68,9 @@ pub struct BeerLockerArgs {
 pub struct BeerLockerConfig {
     /// Accepted issuer (`BEER_LOCKER_ISSUER`).
     pub issuer: String,
-    /// Required audience (`BEER_LOCKER_AUDIENCE`, default the issuer).
-    pub audience: String,
+    /// Required audience (`BEER_LOCKER_AUDIENCE`); `None`: the resource identifier (the
+    /// public URL, else derived from the bound address), as in the RFC 9728 metadata.
+    pub audience: Option<String>,
     /// Listen address (`BEER_LOCKER_BIND`).
     pub bind: SocketAddr,
     /// Public base URL without a trailing slash (`BEER_LOCKER_PUBLIC_URL`); `None`: from the
@@ -98,12 +106,12 @@ impl std::fmt::Debug for BeerLockerConfig {
 }
 
 impl BeerLockerConfig {
-    /// A configuration for tokens of `issuer` (audience = issuer), on a free loopback port,
-    /// memory store: what tests start from.
+    /// A configuration for tokens of `issuer` (audience = its own resource identifier), on a
+    /// free loopback port, memory store: what tests start from.
     pub fn new(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         Self {
-            audience: issuer.clone(),
+            audience: None,
             issuer,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
@@ -115,11 +123,12 @@ impl BeerLockerConfig {
 
     /// Validates the raw settings; the error says which variable to fix and how.
     pub fn from_args(args: BeerLockerArgs) -> Result<Self, ConfigError> {
-        let audience = args.audience.unwrap_or_else(|| args.issuer.clone());
-        if let Err(e) = Verifier::new(&args.issuer, &audience) {
+        let audience = args.audience.filter(|a| !a.is_empty());
+        let checked = audience.as_deref().unwrap_or(DEFAULT_RESOURCE);
+        if let Err(e) = Verifier::new(&args.issuer, checked) {
             return Err(ConfigError(match e {
                 BuildError::Audience => {
-                    "BEER_LOCKER_AUDIENCE / --audience must not be empty".to_string()
+                    "BEER_LOCKER_AUDIENCE / --audience must not be blank".to_string()
                 }
                 other => format!("BEER_LOCKER_ISSUER / --issuer: {other}"),
             }));
@@ -224,10 +233,10 @@ mod tests {
     }
 
     #[test]
-    fn configuration_defaults_the_audience_to_the_issuer_and_names_the_variable_to_fix() {
+    fn configuration_leaves_the_audience_to_the_resource_and_names_the_variable_to_fix() {
         let config = BeerLockerConfig::from_args(args("http://127.0.0.1:3000"))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.audience, "http://127.0.0.1:3000");
+        assert_eq!(config.audience, None);
         let err = |a: BeerLockerArgs| {
             BeerLockerConfig::from_args(a)
                 .err()

@@ -73,6 +73,7 @@ pub fn build_app(locker: &BeerLocker) -> impl Endpoint + use<> {
         client_id: locker.docs_client_id.clone(),
         scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()],
         redirect_url: format!("{}{}", locker.resource, crate::docs::REDIRECT_PATH),
+        resource: Some(locker.resource.clone()),
     };
     let docs = crate::docs::routes(&api.swagger_ui_html(), &oauth, &[&issuer]);
     let route = match api::spec(locker) {
@@ -146,6 +147,17 @@ impl BeerLockerServer {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BeerLockerError> {
         let listener = crate::startup::bind(config.bind, "BEER_LOCKER_BIND / --bind").await?;
+        Self::with_listener(config, listener, store, clock)
+    }
+
+    /// Like [`bind`](Self::bind), on a listener bound already (so that a test knows the
+    /// resource identifier before it starts the authorization server that must register it).
+    pub fn with_listener(
+        config: &BeerLockerConfig,
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BeerLockerError> {
         let addr = listener.local_addr().unwrap_or(config.bind);
         let resource = match &config.public_url {
             Some(url) => url.clone(),
@@ -158,7 +170,12 @@ impl BeerLockerServer {
             }
             None => format!("http://{addr}"),
         };
-        let verifier = Verifier::builder(&config.issuer, &config.audience)
+        // Its own identifier, the `resource` of its metadata, unless configured otherwise.
+        let audience = config.audience.clone().unwrap_or_else(|| resource.clone());
+        if audience != resource {
+            tracing::warn!(%audience, %resource, "BEER_LOCKER_AUDIENCE differs from the resource identifier in the RFC 9728 metadata; clients that send that resource get tokens this service refuses");
+        }
+        let verifier = Verifier::builder(&config.issuer, &audience)
             .resource_metadata(BeerLocker::metadata_url(&resource))
             .clock(Arc::clone(&clock))
             .build()?;

@@ -59,7 +59,7 @@ async fn serve(config: BeerLockerConfig) -> Result<(), Box<dyn std::error::Error
         writeln!(out, "listening on {}", server.local_addr())?;
         out.flush()?;
     }
-    tracing::info!(%resource, issuer = %config.issuer, audience = %config.audience, "beer locker listening");
+    tracing::info!(%resource, issuer = %config.issuer, audience = %server.locker().verifier.audience(), "beer locker listening");
 
     // Fetch the issuer's keys now, so a misconfiguration shows in the log at once and the
     // first request does not wait. Hallpass may still be starting (both are often launched

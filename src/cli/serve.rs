@@ -13,6 +13,7 @@ use super::CmdResult;
 /// Builds the application from `config` and serves until Ctrl-C, then drains.
 pub async fn run(config: Config) -> CmdResult {
     let issuer = config.issuer.clone();
+    let resources = hallpass::oauth::resource::identifiers(&config).join(" ");
     let ip = config.bind.ip();
     let app = Application::build(config).await?;
     let bound = SocketAddr::new(ip, app.port());
@@ -21,7 +22,7 @@ pub async fn run(config: Config) -> CmdResult {
         writeln!(out, "listening on {bound}")?;
         out.flush()?;
     }
-    tracing::info!(port = app.port(), %issuer, "hallpass listening");
+    tracing::info!(port = app.port(), %issuer, %resources, "hallpass listening");
     app.run(startup::ctrl_c()).await?;
     Ok(())
 }

@@ -8,8 +8,9 @@
 //! - `/docs/`: the page, with no inline script;
 //! - `/docs/swagger-ui-bundle.js`, `/docs/swagger-ui.css`: Swagger UI;
 //! - `/docs/docs.js`: the start-up script. It loads `/openapi.json` and calls `initOAuth`
-//!   with the docs client (PKCE S256, no secret) and its scopes, so Authorize → sign in →
-//!   consent needs no client id typed in;
+//!   with the docs client (PKCE S256, no secret), its scopes and the documented API's
+//!   `resource` (RFC 8707, as an additional authorization-request parameter), so Authorize →
+//!   sign in → consent needs no client id typed in and the token is for this API;
 //! - `/docs/oauth2-redirect.html` (+ `.js`): Swagger UI's standard OAuth 2.0 redirect page,
 //!   the docs client's redirect URI.
 //!
@@ -36,6 +37,9 @@ pub struct DocsOAuth {
     pub scopes: Vec<String>,
     /// The exact redirect URI registered for the client: `<base>/docs/oauth2-redirect.html`.
     pub redirect_url: String,
+    /// The resource indicator (RFC 8707) the authorization request carries: the documented
+    /// API's identifier, so the token's `aud` is this API. `None`: the server's default.
+    pub resource: Option<String>,
 }
 
 /// The redirect page's path under the docs' base URL.
@@ -93,6 +97,7 @@ pub fn init_js(oauth: &DocsOAuth) -> String {
         "oauth2RedirectUrl": oauth.redirect_url,
         "clientId": oauth.client_id,
         "scopes": oauth.scopes,
+        "params": oauth.resource.as_ref().map(|r| serde_json::json!({"resource": r})),
     });
     format!(
         r##""use strict";
@@ -107,6 +112,7 @@ ui.initOAuth({{
     clientId: config.clientId || "",
     scopes: config.scopes,
     usePkceWithAuthorizationCodeGrant: true,
+    additionalQueryStringParams: config.params || {{}},
 }});
 window.ui = ui;
 "##
@@ -214,8 +220,13 @@ mod tests {
             client_id: Some("hallpass-docs".into()),
             scopes: vec!["openid".into()],
             redirect_url: "https://as.example/docs/oauth2-redirect.html".into(),
+            resource: Some("https://api.example".into()),
         });
         assert!(js.contains("\"clientId\":\"hallpass-docs\""), "{js}");
+        assert!(
+            js.contains("\"params\":{\"resource\":\"https://api.example\"}"),
+            "{js}"
+        );
         assert!(js.contains("usePkceWithAuthorizationCodeGrant: true"));
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         client::{self, Client},
         consent, first_party,
         grant_type::GrantType,
-        pkce,
+        pkce, resource,
         scope::Scope,
         session::{self, Session},
     },
@@ -39,8 +39,12 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
     pub redirect_uri_explicit: bool,
-    /// Granted-if-approved scope.
+    /// Granted-if-approved scope, narrowed to what `resources` accept.
     pub scope: Scope,
+    /// The resource servers the tokens are for (RFC 8707): requested, or the default.
+    /// Empty only in requests sealed before resources were recorded.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// The client's `state`, echoed back.
     pub state: Option<String>,
     /// PKCE S256 challenge.
@@ -155,6 +159,24 @@ pub fn parse_query(raw: &str) -> (HashMap<String, String>, Option<String>) {
     (map, repeated)
 }
 
+/// Like [`parse_query`], but `resource`, which RFC 8707 §2 lets a request repeat, comes
+/// apart as a list (and is not in the map).
+pub fn parse_query_with_resources(
+    raw: &str,
+) -> (HashMap<String, String>, Vec<String>, Option<String>) {
+    let mut map = HashMap::new();
+    let mut resources = Vec::new();
+    let mut repeated = None;
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if k == "resource" {
+            resources.push(v.into_owned());
+        } else if map.insert(k.to_string(), v.to_string()).is_some() && repeated.is_none() {
+            repeated = Some(k.to_string());
+        }
+    }
+    (map, resources, repeated)
+}
+
 /// Validates an authorization request given as its raw query string.
 #[tracing::instrument(skip_all)]
 pub async fn validate(
@@ -166,7 +188,7 @@ pub async fn validate(
             "The authorization request is too long.".into(),
         ));
     }
-    let (p, repeated) = parse_query(query);
+    let (p, resources, repeated) = parse_query_with_resources(query);
     let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if matches!(repeated.as_deref(), Some("client_id" | "redirect_uri")) {
         return Err(AuthorizeError::Page(
@@ -254,6 +276,12 @@ pub async fn validate(
             format!("this client may request only: {allowed}"),
         ));
     }
+    let selection = match resource::check_values(&resources)
+        .and_then(|()| resource::select(&state.config, &resources, &scope, allowed))
+    {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
         (Some(c), Some("S256")) if pkce::is_valid_s256_challenge(c) => Some(c.to_string()),
         (Some(_), Some("S256")) => {
@@ -326,7 +354,8 @@ pub async fn validate(
         client_id: client.client_id.clone(),
         redirect_uri_explicit: get("redirect_uri").is_some(),
         redirect_uri,
-        scope,
+        scope: selection.scope,
+        resources: selection.resources,
         state: client_state.map(str::to_string),
         code_challenge,
         nonce: nonce.map(str::to_string),
@@ -386,7 +415,14 @@ pub async fn after_login(
     session: &Session,
     req: &AuthRequest,
 ) -> Result<Next, OAuthError> {
-    let granted = consent::covers(state, &session.sub, &req.client_id, &req.scope).await?;
+    let granted = consent::covers(
+        state,
+        &session.sub,
+        &req.client_id,
+        &req.scope,
+        &req.resources,
+    )
+    .await?;
     if granted && !req.prompts("consent") {
         return Ok(Next::Redirect(issue_code(state, session, req).await?));
     }
@@ -498,6 +534,7 @@ pub async fn decide(
         &session.sub,
         &pending.req.client_id,
         &pending.req.scope,
+        &pending.req.resources,
     )
     .await?;
     Ok(Decision::Redirect(

@@ -19,14 +19,20 @@ pub struct Grant {
     pub scope: Scope,
     /// When it was last granted (Unix seconds).
     pub granted_at: u64,
+    /// Every resource server (RFC 8707) the user has let it reach; `None` in grants stored
+    /// before resources were recorded, which cover any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
 }
 
-/// Whether `sub` already granted `client_id` every scope in `scope`.
+/// Whether `sub` already granted `client_id` every scope in `scope`, for every resource
+/// server in `resources`.
 pub async fn covers(
     state: &AppState,
     sub: &str,
     client_id: &str,
     scope: &Scope,
+    resources: &[String],
 ) -> Result<bool, OAuthError> {
     let Some(grant) = state
         .store
@@ -35,20 +41,35 @@ pub async fn covers(
     else {
         return Ok(false);
     };
-    Ok(scope.is_subset(&grant.scope))
+    let reaches = grant
+        .resources
+        .as_ref()
+        .is_none_or(|granted| resources.iter().all(|r| granted.contains(r)));
+    Ok(scope.is_subset(&grant.scope) && reaches)
 }
 
-/// Records that `sub` granted `client_id` the scopes in `scope` (added to earlier grants).
+/// Records that `sub` granted `client_id` the scopes in `scope` for the resource servers
+/// in `resources` (added to earlier grants).
 pub async fn remember(
     state: &AppState,
     sub: &str,
     client_id: &str,
     scope: &Scope,
+    resources: &[String],
 ) -> Result<(), OAuthError> {
     let previous = state
         .store
         .get_json::<Grant>(&schema::consent(sub, client_id))
         .await?;
+    let mut all_resources = previous
+        .as_ref()
+        .and_then(|p| p.resources.clone())
+        .unwrap_or_default();
+    for r in resources {
+        if !all_resources.contains(r) {
+            all_resources.push(r.clone());
+        }
+    }
     let merged = match previous {
         Some(p) => scope.union(&p.scope),
         None => scope.clone(),
@@ -57,6 +78,7 @@ pub async fn remember(
         client_id: client_id.to_string(),
         scope: merged,
         granted_at: state.now(),
+        resources: Some(all_resources),
     };
     state
         .store

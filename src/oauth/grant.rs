@@ -17,7 +17,7 @@ use crate::{
         client::{self, Client, ClientCredentials},
         first_party,
         grant_type::GrantType,
-        pkce, refresh, revocation,
+        pkce, refresh, resource, revocation,
         scope::Scope,
     },
     state::AppState,
@@ -41,6 +41,9 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The refresh token to rotate.
     pub refresh_token: Option<String>,
+    /// The resource servers the token is for (RFC 8707; repeatable): at the code exchange
+    /// and on refresh a subset of those granted; empty means all of them, or the default.
+    pub resources: Vec<String>,
     /// The browser origin of a cross-origin request, checked against the client before the
     /// grant runs ([`crate::oauth::cors`]).
     pub origin: Option<crate::oauth::cors::RequestOrigin>,
@@ -56,6 +59,7 @@ impl std::fmt::Debug for TokenRequest {
             .field("code_verifier", &sent(&self.code_verifier))
             .field("scope", &self.scope)
             .field("refresh_token", &sent(&self.refresh_token))
+            .field("resources", &self.resources)
             .field("origin", &self.origin.as_ref().map(|o| o.as_str()))
             .finish()
     }
@@ -141,6 +145,7 @@ async fn authorization_code(
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    resource::check_values(&req.resources)?;
     if code.len() > 256 {
         return Err(OAuthError::invalid_grant(
             "the authorization code is invalid",
@@ -220,11 +225,19 @@ async fn authorization_code(
     }
     // A code issued while the client was first-party buys no management after it stopped being.
     let scope = &first_party::without_manage(&state.config, &client.client_id, &grant.req.scope);
+    // RFC 8707 §2.2: this token may be for fewer of the granted resources; the refresh
+    // token keeps all of them.
+    let target = resource::narrow(&state.config, &grant.req.resources, &req.resources, scope)?;
+    let granted_resources = if grant.req.resources.is_empty() {
+        &target.resources
+    } else {
+        &grant.req.resources
+    };
     let mut issued = issue(
         state,
         client,
         &grant.sub,
-        scope,
+        &target,
         Some(grant.auth_time),
         &jti,
         Some(IdToken {
@@ -236,7 +249,7 @@ async fn authorization_code(
             state,
             client,
             &grant.sub,
-            scope,
+            (scope, granted_resources),
             grant.auth_time,
             (&jti, exp),
             family,
@@ -285,14 +298,16 @@ async fn refresh_token(
     let jti = random_id();
     let exp = state.now() + state.config.access_token_ttl;
     let scope = req.scope.as_deref().filter(|s| !s.trim().is_empty());
-    let rotation = refresh::redeem(state, client, token, scope, (&jti, exp)).await?;
+    resource::check_values(&req.resources)?;
+    let rotation =
+        refresh::redeem(state, client, token, (scope, &req.resources), (&jti, exp)).await?;
     let fam = &rotation.family;
     // No ID token: those come only from the code exchange, where the nonce is.
     let mut issued = issue(
         state,
         client,
         &fam.sub,
-        &rotation.scope,
+        &rotation.target,
         Some(fam.auth_time),
         &jti,
         None,
@@ -319,11 +334,13 @@ fn client_credentials(
             format!("this client may request only: {allowed}"),
         ));
     }
+    resource::check_values(&req.resources)?;
+    let target = resource::select(&state.config, &req.resources, &scope, allowed)?;
     issue(
         state,
         client,
         &client.client_id,
-        &scope,
+        &target,
         None,
         &random_id(),
         None,
@@ -348,24 +365,26 @@ struct IdToken<'a> {
     nonce: Option<&'a str>,
 }
 
-/// Signs the access token, and the ID token only when `id_token` asks for one.
+/// Signs the access token for `target` (its `aud` and scope), and the ID token only when
+/// `id_token` asks for one.
 fn issue(
     state: &AppState,
     client: &Client,
     sub: &str,
-    scope: &Scope,
+    target: &resource::Selection,
     auth_time: Option<u64>,
     jti: &str,
     id_token: Option<IdToken<'_>>,
 ) -> Result<Issued, OAuthError> {
     let now = state.now();
+    let scope = &target.scope;
     let ttl = state.config.access_token_ttl;
     let key = state.signing_key().map_err(|e| OAuthError::internal(&e))?;
     let key = key.as_ref();
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
         sub: sub.to_string(),
-        aud: vec![state.config.audience.clone()],
+        aud: target.resources.clone(),
         client_id: client.client_id.clone(),
         scope: scope.to_string(),
         iat: now,

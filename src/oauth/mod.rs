@@ -11,6 +11,8 @@
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
 //! - [`consent`]: remembered consent.
+//! - [`resource`]: RFC 8707 resource indicators: the registered resource servers, the `aud`
+//!   of each token and the scope narrowed to it.
 //! - [`disclosure`]: what a token may see of its user.
 //! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used;
 //!   loopback matching on any port and private-use schemes (RFC 8252).
@@ -40,6 +42,7 @@ pub mod pkce;
 pub mod redirect_trust;
 pub mod redirect_uri;
 pub mod refresh;
+pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod session;

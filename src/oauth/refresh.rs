@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     crypto::{b64, ct_eq, random_token, sha256_b64},
     oauth::error::{ErrorCode, OAuthError},
-    oauth::{client::Client, first_party, revocation, scope::Scope},
+    oauth::{client::Client, first_party, resource, revocation, scope::Scope},
     state::AppState,
     store::{StoreJson, schema},
 };
@@ -41,6 +41,11 @@ pub struct Family {
     pub sub: String,
     /// The scope granted at sign-in; refreshes may narrow it, never widen it.
     pub scope: Scope,
+    /// The resource servers granted at sign-in (RFC 8707); refreshes may narrow them, never
+    /// widen them. Empty in families started before resources were recorded (they get the
+    /// default).
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// When the user authenticated.
     pub auth_time: u64,
     /// When the family began (absolute lifetime).
@@ -95,12 +100,13 @@ fn remember_access(fam: &mut Family, jti: &str, exp: u64, now: u64) {
     }
 }
 
-/// Starts family `family_id` for a fresh sign-in; returns the first refresh token.
+/// Starts family `family_id` for a fresh sign-in with the granted scope and resources;
+/// returns the first refresh token.
 pub async fn start(
     state: &AppState,
     client: &Client,
     sub: &str,
-    scope: &Scope,
+    (scope, resources): (&Scope, &[String]),
     auth_time: u64,
     first_access: (&str, u64),
     family_id: &str,
@@ -111,6 +117,7 @@ pub async fn start(
         client_id: client.client_id.clone(),
         sub: sub.to_string(),
         scope: scope.clone(),
+        resources: resources.to_vec(),
         auth_time,
         created_at: now,
         generation: 0,
@@ -140,18 +147,20 @@ pub struct Rotation {
     pub refresh_token: String,
     /// The family after the rotation.
     pub family: Family,
-    /// The scope of the new access token.
-    pub scope: Scope,
+    /// The `aud` and scope of the new access token.
+    pub target: resource::Selection,
 }
 
 /// Redeems a refresh token for `client`: rotates it, or answers a retry within the grace
-/// window with the same successor, or revokes the family on reuse. (`jti`, `exp`) name the
-/// access token about to be issued, so the family can revoke it later.
+/// window with the same successor, or revokes the family on reuse. The requested scope and
+/// resources may narrow the family's, never widen them, and are checked before anything
+/// rotates. (`jti`, `exp`) name the access token about to be issued, so the family can
+/// revoke it later.
 pub async fn redeem(
     state: &AppState,
     client: &Client,
     token: &str,
-    requested_scope: Option<&str>,
+    (requested_scope, requested_resources): (Option<&str>, &[String]),
     access: (&str, u64),
 ) -> Result<Rotation, OAuthError> {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -204,6 +213,7 @@ pub async fn redeem(
             }
             None => granted,
         };
+        let target = resource::narrow(&state.config, &fam.resources, requested_resources, &scope)?;
         if is_current {
             let next_secret = successor(state, family_id, fam.generation + 1, secret);
             let mut next = fam.clone();
@@ -229,7 +239,7 @@ pub async fn redeem(
                 return Ok(Rotation {
                     refresh_token: format!("{family_id}.{next_secret}"),
                     family: next,
-                    scope,
+                    target,
                 });
             }
             continue; // Someone rotated it meanwhile: look again (it is now `previous`).
@@ -244,7 +254,7 @@ pub async fn redeem(
                 return Ok(Rotation {
                     refresh_token: format!("{family_id}.{again}"),
                     family: fam,
-                    scope,
+                    target,
                 });
             }
         }

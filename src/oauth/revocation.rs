@@ -33,12 +33,31 @@ pub async fn is_denied(state: &AppState, jti: &str) -> Result<bool, OAuthError> 
     Ok(state.store.get(&schema::denied(jti)).await?.is_some())
 }
 
-/// Verifies an access token and checks the denylist and the consent/client cut-offs
-/// (`token_cutoff`): `invalid_token` for anything wrong.
+/// Verifies an access token for Hallpass's own API and checks the denylist and the
+/// consent/client cut-offs (`token_cutoff`): `invalid_token` for anything wrong.
 pub async fn check_access_token(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
     let claims = state
         .verify_access_token(token)
         .map_err(|e| OAuthError::new(ErrorCode::InvalidToken, e.to_string()))?;
+    check_not_revoked(state, claims).await
+}
+
+/// Like [`check_access_token`], for a token of any registered resource server (RFC 8707):
+/// what introspection answers for.
+pub async fn check_issued_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<AccessClaims, OAuthError> {
+    let claims = state
+        .verify_issued_access_token(token)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidToken, e.to_string()))?;
+    check_not_revoked(state, claims).await
+}
+
+async fn check_not_revoked(
+    state: &AppState,
+    claims: AccessClaims,
+) -> Result<AccessClaims, OAuthError> {
     let (denied, ()) = tokio::try_join!(
         is_denied(state, &claims.jti),
         crate::oauth::token_cutoff::check(state, &claims)
@@ -67,7 +86,7 @@ pub async fn revoke(
         return Ok(());
     }
     if looks_like_jwt(token) {
-        if let Ok(claims) = state.verify_access_token(token) {
+        if let Ok(claims) = state.verify_issued_access_token(token) {
             if claims.client_id == client.client_id {
                 deny_jti(state, &claims.jti, claims.exp, state.now()).await?;
                 tracing::info!("access token revoked");
@@ -130,7 +149,7 @@ pub async fn introspect(
         return Ok(Introspection::default());
     }
     if looks_like_jwt(token) {
-        let Ok(claims) = check_access_token(state, token).await else {
+        let Ok(claims) = check_issued_access_token(state, token).await else {
             return Ok(Introspection::default());
         };
         // RFC 7662 §4: only a caller entitled to the token learns about it: the client it was

@@ -301,6 +301,15 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             )
         })
         .collect();
+    let resources: Vec<(String, String)> = areq
+        .resources
+        .iter()
+        .map(|id| {
+            let name = crate::oauth::resource::find(&state.config, id)
+                .map_or_else(|| id.clone(), |r| r.name);
+            (name, id.clone())
+        })
+        .collect();
     let host = crate::oauth::redirect_uri::display_target(&areq.redirect_uri);
     let txn = authorize::seal_pending(state, &session, &areq);
     let this_request = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
@@ -311,7 +320,10 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             !client.is_dynamic(),
             &host,
             &user.username,
-            &scopes,
+            pages::Asked {
+                scopes: &scopes,
+                resources: &resources,
+            },
             &txn,
             &this_request,
         ),

@@ -67,18 +67,28 @@ pub fn login(
     )
 }
 
-/// The consent page: who asks, for whom, for what. `verified` is false for a client that
-/// registered itself (RFC 7591): its name is whatever its registrant chose, and the page says
-/// so.
+/// What an authorization request asks for, as the consent page lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Each scope and the sentence that describes it.
+    pub scopes: &'a [(String, String)],
+    /// Each resource server the tokens are for (RFC 8707): its name and identifier.
+    pub resources: &'a [(String, String)],
+}
+
+/// The consent page: who asks, for whom, for what, and at which services. `verified` is
+/// false for a client that registered itself (RFC 7591): its name is whatever its
+/// registrant chose, and the page says so.
 pub fn consent(
     client_name: &str,
     verified: bool,
     redirect_host: &str,
     username: &str,
-    scopes: &[(String, String)],
+    asked: Asked<'_>,
     txn: &str,
     this_request: &str,
 ) -> String {
+    let Asked { scopes, resources } = asked;
     let items: String = scopes
         .iter()
         .map(|(name, desc)| {
@@ -89,6 +99,21 @@ pub fn consent(
             )
         })
         .collect();
+    let services = if resources.is_empty() {
+        String::new()
+    } else {
+        let names: String = resources
+            .iter()
+            .map(|(name, id)| {
+                format!(
+                    "<li><strong>{}</strong> <code>{}</code></li>",
+                    escape(name),
+                    escape(id)
+                )
+            })
+            .collect();
+        format!("<p>It will use this access at:</p>\n<ul class=\"resources\">{names}</ul>\n")
+    };
     let unverified = if verified {
         String::new()
     } else {
@@ -103,7 +128,7 @@ pub fn consent(
         &format!(
             r#"<p><strong>{client}</strong> (redirecting to <code>{host}</code>) asks to access your account <strong>{user}</strong>:</p>{unverified}
 <ul>{items}</ul>
-<form method="post" action="/oauth2/authorize">
+{services}<form method="post" action="/oauth2/authorize">
 <input type="hidden" name="txn" value="{txn}">
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
@@ -181,7 +206,10 @@ mod tests {
             false,
             "a\"b",
             "u&u",
-            &[("s".into(), "<b>".into())],
+            Asked {
+                scopes: &[("s".into(), "<b>".into())],
+                resources: &[("<i>Beers</i>".into(), "https://b.example/?a=1&b=2".into())],
+            },
             "t'",
             "/oauth2/authorize?a=1&b=\"",
         );
@@ -191,6 +219,8 @@ mod tests {
         assert!(page.contains("a&quot;b"));
         assert!(page.contains("u&amp;u"));
         assert!(page.contains("t&#x27;"));
+        assert!(page.contains("&lt;i&gt;Beers&lt;/i&gt;"), "{page}");
+        assert!(page.contains("https://b.example/?a=1&amp;b=2"));
         assert!(page.contains("Unverified application"));
         assert!(!page.contains("“<script>"));
         let login = login(None, "c", "/", "", Some("<i>App</i>"));

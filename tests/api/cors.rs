@@ -429,8 +429,10 @@ async fn the_authorization_endpoint_and_introspection_never_send_cors_headers() 
 async fn the_beer_locker_allows_its_listed_origins_and_any_origin_on_its_metadata() {
     let app = spawn_app().await;
     let clock: Arc<dyn Clock> = app.clock.clone();
+    // This Hallpass registers no resource server, so its tokens are for its own identifier.
     let config = BeerLockerConfig {
         cors_origins: vec![SPA.to_string()],
+        audience: Some(app.address.clone()),
         ..BeerLockerConfig::new(&app.address)
     };
     let server = BeerLockerServer::bind(&config, Arc::new(MemoryStore::new()), clock)

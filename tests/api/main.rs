@@ -25,6 +25,7 @@ mod processes;
 mod rate_limit;
 mod redis_backends;
 mod refresh;
+mod resources;
 mod revoke_introspect;
 mod sessions;
 mod store;

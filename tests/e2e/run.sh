@@ -6,7 +6,8 @@
 #    (tests/e2e/requirements.txt, into target/e2e/venv) and the pinned npm packages
 #    (tests/e2e/package-lock.json, `npm ci`). Never downloads a browser of its own.
 # 2. Builds the release binaries once, picks free loopback ports, starts Hallpass (memory
-#    store, fresh keys) and the beer locker trusting it, and waits for /readyz and /healthz.
+#    store, fresh keys, the beer locker registered as a resource server) and the beer locker
+#    trusting it, and waits for /readyz and /healthz.
 # 3. Generates both SDKs into tests/e2e/generated/ (git-ignored: generated at test time from
 #    openapi/openapi.yaml and the running beer locker's /openapi.yaml, so they never drift).
 # 4. Runs pytest (tests/e2e/test_*.py: SDKs, browser, schemathesis against both live specs with
@@ -84,12 +85,19 @@ export E2E_LOCKER=http://127.0.0.1:$BL_PORT
 export E2E_SPA_ORIGIN=http://127.0.0.1:$SPA_PORT
 export E2E_OTHER_ORIGIN=http://127.0.0.1:$OTHER_PORT
 KEYS=$(mktemp -d)
+# RFC 8707: Hallpass registers the beer locker at its e2e address (the development registry
+# knows only its default one, http://127.0.0.1:4000), so its tokens carry that `aud`.
+RESOURCES=$WORK/resources.json
+cat >"$RESOURCES" <<EOF
+{"resources": [{"resource": "$E2E_LOCKER", "name": "Beer locker", "scopes": ["beers:read", "beers:write"]}]}
+EOF
 
 # The memory store (REDIS_URL and REDIS_CLUSTER_URLS unset), and rate limits out of the way
 # of the tests and of schemathesis (which sends many requests from one address, with
 # credentials that are not a client's).
 env -u REDIS_URL -u REDIS_CLUSTER_URLS NO_COLOR=1 \
   HALLPASS_ISSUER="$E2E_HALLPASS" HALLPASS_BIND="127.0.0.1:$HP_PORT" HALLPASS_KEYS_DIR="$KEYS" \
+  HALLPASS_RESOURCES="$RESOURCES" \
   HALLPASS_RATE_LIMIT_REGISTRATION=100000 HALLPASS_RATE_LIMIT_SIGN_IN=10000 \
   HALLPASS_RATE_LIMIT_SIGN_IN_IP=100000 HALLPASS_RATE_LIMIT_SIGN_IN_ACCOUNT=100000 \
   HALLPASS_RATE_LIMIT_CLIENT_AUTH=100000 \

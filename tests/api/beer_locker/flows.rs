@@ -7,8 +7,7 @@ use super::*;
 async fn a_user_manages_beers_with_a_token_from_the_code_flow() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let app = spawn_app().await;
-        let locker = spawn_locker(&app, &backend).await;
+        let (app, locker) = app_and_locker(&backend).await;
         let (token, _) = user_token(&app, "beers:read beers:write").await;
 
         let resp = locker.post_beer(&token, &orval()).await;
@@ -73,8 +72,7 @@ async fn a_user_manages_beers_with_a_token_from_the_code_flow() {
 async fn a_second_user_can_neither_see_nor_touch_the_first_users_beers() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let app = spawn_app().await;
-        let locker = spawn_locker(&app, &backend).await;
+        let (app, locker) = app_and_locker(&backend).await;
         let (alice, _) = user_token(&app, "beers:read beers:write").await;
         let (bob, _) = user_token(&app, "beers:read beers:write").await;
         let beer = locker.add_beer(&alice, &orval()).await;
@@ -108,8 +106,15 @@ async fn a_second_user_can_neither_see_nor_touch_the_first_users_beers() {
 
 #[tokio::test]
 async fn the_beer_locker_binary_runs_as_its_own_process_and_trusts_only_the_jwks() {
-    let app = spawn_app().await;
-    let process = spawn_locker_process(&app.address).await;
+    // The binary binds its own port: take a free one, register it, then start the binary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let app = spawn_app_on(Backend::Memory, |c| register_locker(c, &address)).await;
+    let process = spawn_locker_process(&app.address, &format!("127.0.0.1:{port}")).await;
     let locker = &process.locker;
     let (token, _) = user_token(&app, "beers:read beers:write").await;
 

@@ -5,8 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn bad_beer_input_gets_a_4xx_and_never_a_5xx() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (token, _) = user_token(&app, "beers:read beers:write").await;
     let beer = locker.add_beer(&token, &orval()).await;
     let beer_path = format!("/api/beers/{}", beer["id"].as_str().unwrap());
@@ -218,8 +217,7 @@ async fn bad_beer_input_gets_a_4xx_and_never_a_5xx() {
 
 #[tokio::test]
 async fn a_locker_holds_a_bounded_number_of_beers() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (token, _) = user_token(&app, "beers:read beers:write").await;
     for _ in 0..MAX_BEERS {
         locker.add_beer(&token, &orval()).await;
@@ -236,8 +234,8 @@ async fn a_locker_holds_a_bounded_number_of_beers() {
 async fn concurrent_additions_to_one_locker_lose_no_beer() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let app = spawn_app().await;
-        let locker = Arc::new(spawn_locker(&app, &backend).await);
+        let (app, locker) = app_and_locker(&backend).await;
+        let locker = Arc::new(locker);
         let (token, _) = user_token(&app, "beers:read beers:write").await;
 
         let tasks: Vec<_> = (0..25)
@@ -263,8 +261,7 @@ async fn concurrent_additions_to_one_locker_lose_no_beer() {
 
 #[tokio::test]
 async fn the_beer_locker_serves_its_own_openapi_spec_and_swagger_ui() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
 
     let spec: Value = locker
         .http

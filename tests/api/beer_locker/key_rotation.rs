@@ -6,14 +6,14 @@ use super::*;
 #[tokio::test]
 async fn after_a_scheduled_key_rotation_at_hallpass_old_and_new_tokens_keep_working() {
     let dir = std::env::temp_dir().join(format!("hallpass-keys-{}", hallpass::crypto::random_id()));
-    let app = spawn_app_on(Backend::Memory, |c| c.keys_dir = dir.clone()).await;
+    let (app, slot) = app_for_locker(|c| c.keys_dir = dir.clone()).await;
     let (ttl, max_age) = (
         app.state.config.access_token_ttl,
         app.state.config.jwks_max_age,
     );
     KeySet::load_or_generate(&dir, SigningAlg::ES256, app.state.now() - 100).unwrap();
     app.state.reload_keys().unwrap();
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let locker = slot.start(&app, &Backend::Memory).await;
     let (token_a, client) = user_token(&app, "beers:read beers:write").await;
     let beer = locker.add_beer(&token_a, &orval()).await;
 
@@ -43,12 +43,12 @@ async fn after_a_scheduled_key_rotation_at_hallpass_old_and_new_tokens_keep_work
 #[tokio::test]
 async fn a_key_hallpass_starts_signing_with_at_once_is_fetched_on_its_first_token() {
     let dir = std::env::temp_dir().join(format!("hallpass-keys-{}", hallpass::crypto::random_id()));
-    let app = spawn_app_on(Backend::Memory, |c| c.keys_dir = dir.clone()).await;
+    let (app, slot) = app_for_locker(|c| c.keys_dir = dir.clone()).await;
     let now = app.state.now();
     let (set, _) = KeySet::load_or_generate(&dir, SigningAlg::ES256, now - 100).unwrap();
     let a = set.active(now).unwrap().kid.clone();
     app.state.reload_keys().unwrap();
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let locker = slot.start(&app, &Backend::Memory).await;
     let (token_a, client) = user_token(&app, "beers:read beers:write").await;
     let beer = locker.add_beer(&token_a, &orval()).await;
 

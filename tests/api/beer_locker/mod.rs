@@ -12,8 +12,12 @@ use std::{
 
 use hallpass::{
     beer_locker::{BeerLockerConfig, BeerLockerServer, MAX_BEERS},
-    config::SigningAlg,
+    config::{Config, SigningAlg},
     keys::{self, KeySet, SigningKey},
+    oauth::{
+        resource::{ResourceServer, Resources},
+        scope::Scope,
+    },
     time::Clock,
 };
 use reqwest::{StatusCode, header};
@@ -33,20 +37,70 @@ struct Locker {
     _cleanup: Cleanup,
 }
 
-/// A beer locker in this process trusting `app`, on `backend`, on the app's clock.
-async fn spawn_locker(app: &TestApp, backend: &Backend) -> Locker {
-    let (store, cleanup) = backend.store("beer-locker-test");
-    let clock: Arc<dyn Clock> = app.clock.clone();
-    let server = BeerLockerServer::bind(&BeerLockerConfig::new(&app.address), store, clock)
-        .await
-        .expect("the beer locker binds");
-    let address = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run_until_stopped());
-    Locker {
-        address,
-        http: reqwest::Client::new(),
-        _cleanup: cleanup,
+/// A loopback port for a beer locker, bound before Hallpass starts so that Hallpass can
+/// register its resource identifier (`http://127.0.0.1:<port>`, its RFC 9728 `resource` and
+/// the `aud` it checks).
+struct LockerSlot {
+    listener: tokio::net::TcpListener,
+    address: String,
+}
+
+impl LockerSlot {
+    async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        Self { listener, address }
     }
+
+    /// Starts a beer locker on this port trusting `app`, on `backend`, on the app's clock.
+    async fn start(self, app: &TestApp, backend: &Backend) -> Locker {
+        let (store, cleanup) = backend.store("beer-locker-test");
+        let clock: Arc<dyn Clock> = app.clock.clone();
+        let config = BeerLockerConfig::new(&app.address);
+        let server = BeerLockerServer::with_listener(&config, self.listener, store, clock)
+            .expect("the beer locker starts");
+        assert_eq!(server.locker().resource, self.address);
+        tokio::spawn(server.run_until_stopped());
+        Locker {
+            address: self.address,
+            http: reqwest::Client::new(),
+            _cleanup: cleanup,
+        }
+    }
+}
+
+/// Registers the beer locker at `address` (scopes `beers:read`, `beers:write`) in `config`.
+fn register_locker(config: &mut Config, address: &str) {
+    config.resources = Resources::from_servers(
+        vec![ResourceServer {
+            id: address.to_string(),
+            name: "Beer locker".into(),
+            scopes: Scope::from_tokens(["beers:read", "beers:write"]),
+        }],
+        None,
+        &config.scopes,
+        &config.audience,
+    )
+    .unwrap();
+}
+
+/// Hallpass (memory store, `tweak` applied) with a beer locker port registered, for
+/// [`LockerSlot::start`].
+async fn app_for_locker(tweak: impl FnOnce(&mut Config)) -> (TestApp, LockerSlot) {
+    let slot = LockerSlot::bind().await;
+    let app = spawn_app_on(Backend::Memory, |c| {
+        tweak(c);
+        register_locker(c, &slot.address);
+    })
+    .await;
+    (app, slot)
+}
+
+/// Hallpass and a beer locker on `backend` that trusts it.
+async fn app_and_locker(backend: &Backend) -> (TestApp, Locker) {
+    let (app, slot) = app_for_locker(|_| {}).await;
+    let locker = slot.start(&app, backend).await;
+    (app, locker)
 }
 
 /// The `beer-locker` binary as a child process; killed when dropped, then its Redis keys
@@ -64,12 +118,12 @@ impl Drop for LockerProcess {
     }
 }
 
-/// Starts the `beer-locker` binary on port 0 for `issuer` and reads its port from the
+/// Starts the `beer-locker` binary on `bind` for `issuer` and reads its address from the
 /// `listening on …` line. Uses the Redis Cluster when `REDIS_CLUSTER_URLS` is set, else Redis
 /// when `REDIS_URL` is (under a fresh prefix, with Hallpass's store settings), else memory.
-async fn spawn_locker_process(issuer: &str) -> LockerProcess {
+async fn spawn_locker_process(issuer: &str, bind: &str) -> LockerProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beer-locker"));
-    cmd.args(["--bind", "127.0.0.1:0"])
+    cmd.args(["--bind", bind])
         .env("BEER_LOCKER_ISSUER", issuer)
         .env_remove("BEER_LOCKER_AUDIENCE")
         .env_remove("BEER_LOCKER_PUBLIC_URL")

@@ -5,8 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn a_request_without_a_token_gets_401_pointing_to_the_protected_resource_metadata() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
 
     let resp = locker
         .send(reqwest::Method::POST, "/api/beers", None, Some(&orval()))
@@ -51,14 +50,13 @@ async fn a_request_without_a_token_gets_401_pointing_to_the_protected_resource_m
 
 #[tokio::test]
 async fn expired_tampered_foreign_issuer_and_wrong_audience_tokens_get_401_invalid_token() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (valid, client) = user_token(&app, "beers:read beers:write").await;
     let key = app.state.signing_key().unwrap();
     let now = app.state.now();
     let claims = |patch: Value| {
         let mut c = json!({
-            "iss": app.address, "sub": client.owner.id, "aud": app.address, "client_id": client.client_id,
+            "iss": app.address, "sub": client.owner.id, "aud": locker.address, "client_id": client.client_id,
             "scope": "beers:read beers:write", "iat": now, "exp": now + 600, "jti": hallpass::crypto::random_id(),
         });
         for (k, v) in patch.as_object().unwrap() {
@@ -128,8 +126,7 @@ async fn expired_tampered_foreign_issuer_and_wrong_audience_tokens_get_401_inval
 
 #[tokio::test]
 async fn a_token_without_the_needed_scope_gets_403_insufficient_scope() {
-    let app = spawn_app().await;
-    let locker = spawn_locker(&app, &Backend::Memory).await;
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
     let (reader, _) = user_token(&app, "beers:read").await;
     let (writer, _) = user_token(&app, "beers:write").await;
 
@@ -154,5 +151,50 @@ async fn a_token_without_the_needed_scope_gets_403_insufficient_scope() {
     assert_eq!(
         locker.post_beer(&writer, &orval()).await.status(),
         StatusCode::CREATED
+    );
+}
+
+/// RFC 8707: each token is for one audience, so neither server takes the other's tokens.
+#[tokio::test]
+async fn beer_locker_tokens_are_refused_by_hallpass_and_hallpass_tokens_by_the_beer_locker() {
+    let (app, locker) = app_and_locker(&Backend::Memory).await;
+    let (beers, client) = user_token(&app, "beers:read").await;
+    let hallpass = token_for(&app, &client, "openid profile").await;
+    let code = app
+        .code_for(
+            &client,
+            &[("scope", "beers:read"), ("resource", &locker.address)],
+        )
+        .await;
+    let explicit: Value = app.redeem(&client, &code).await.json().await.unwrap();
+    let explicit = explicit["access_token"].as_str().unwrap();
+    let docs_js = locker
+        .http
+        .get(locker.url("/docs/docs.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(app.me_status(&beers).await, 401);
+    assert_eq!(app.me_status(explicit).await, 401);
+    assert_eq!(app.me_status(&hallpass).await, 200);
+    assert_eq!(
+        locker.get("/api/beers", explicit).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        locker.get("/api/beers", &beers).await.status(),
+        StatusCode::OK
+    );
+    let resp = locker.get("/api/beers", &hallpass).await;
+    let challenge = assert_refused(resp, 401, "invalid_token", &locker).await;
+    assert!(challenge.contains("another audience"), "{challenge}");
+    // Swagger UI on the beer locker asks Hallpass for tokens for this very resource.
+    assert!(
+        docs_js.contains(&format!("\"resource\":\"{}\"", locker.address)),
+        "{docs_js}"
     );
 }

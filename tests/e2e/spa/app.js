@@ -30,6 +30,8 @@ async function signIn() {
     state,
     code_challenge: challenge,
     code_challenge_method: "S256",
+    // RFC 8707: the token is for the beer locker (its `aud`), the API this app calls.
+    resource: cfg.locker,
   });
   location.assign(`${cfg.hallpass}/oauth2/authorize?${query}`);
 }
