@@ -49,6 +49,9 @@ pub struct Metadata {
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// Human-readable documentation (Swagger UI).
     pub service_documentation: String,
+    /// Hallpass extension: the revocation feed (`GET`), which resource servers verifying
+    /// tokens offline poll to refuse revoked tokens (`hallpass::verify` does).
+    pub hallpass_revocation_feed_endpoint: String,
 }
 
 /// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
@@ -160,6 +163,7 @@ impl DiscoveryApi {
             subject_types_supported: strs(&["public"]),
             id_token_signing_alg_values_supported: self.signing_algs(),
             service_documentation: c.url("/docs"),
+            hallpass_revocation_feed_endpoint: c.url("/oauth2/revocations"),
         }
     }
 }

@@ -51,6 +51,10 @@ pub struct BeerLockerArgs {
     /// openapi/README.md). Unset: Authorize asks for a client id.
     #[arg(long, env = "BEER_LOCKER_DOCS_CLIENT_ID")]
     pub docs_client_id: Option<String>,
+    /// Seconds between two polls of the issuer's revocation feed (at least 1): a token
+    /// revoked at the issuer is refused here within this time plus the time of one poll.
+    #[arg(long, env = "BEER_LOCKER_REVOCATION_POLL", default_value_t = 10)]
+    pub revocation_poll: u64,
 }
 
 /// The validated configuration of the beer locker.
@@ -73,6 +77,9 @@ pub struct BeerLockerConfig {
     pub cors_origins: Vec<String>,
     /// The client Swagger UI signs in with (`BEER_LOCKER_DOCS_CLIENT_ID`).
     pub docs_client_id: Option<String>,
+    /// Time between two polls of the issuer's revocation feed
+    /// (`BEER_LOCKER_REVOCATION_POLL`, in seconds; tests may set less than a second).
+    pub revocation_poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for BeerLockerConfig {
@@ -83,6 +90,7 @@ impl std::fmt::Debug for BeerLockerConfig {
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("cors_origins", &self.cors_origins)
+            .field("revocation_poll", &self.revocation_poll)
             .field("store", &redis_location(self.redis_url.as_deref()))
             .finish_non_exhaustive()
     }
@@ -102,6 +110,7 @@ impl BeerLockerConfig {
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
             docs_client_id: None,
+            revocation_poll: crate::verify::DEFAULT_REVOCATION_POLL_INTERVAL,
         }
     }
 
@@ -127,6 +136,11 @@ impl BeerLockerConfig {
             Some(raw) => Some(validate_public_url(&raw)?),
         };
         let redis_url = validate_redis_url(args.redis_url)?;
+        if args.revocation_poll == 0 {
+            return Err(ConfigError(
+                "BEER_LOCKER_REVOCATION_POLL / --revocation-poll must be at least 1 (seconds between two polls of the revocation feed)".into(),
+            ));
+        }
         let cors_origins: Vec<String> = args
             .cors_origins
             .into_iter()
@@ -149,6 +163,7 @@ impl BeerLockerConfig {
             redis_url,
             redis_prefix: args.redis_prefix,
             docs_client_id: args.docs_client_id.filter(|c| !c.trim().is_empty()),
+            revocation_poll: std::time::Duration::from_secs(args.revocation_poll),
         })
     }
 
@@ -202,6 +217,7 @@ mod tests {
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
             docs_client_id: None,
+            revocation_poll: 10,
         }
     }
 
@@ -250,6 +266,11 @@ mod tests {
             ..args("https://auth.example")
         };
         assert!(err(public).contains("BEER_LOCKER_PUBLIC_URL"));
+        let never = BeerLockerArgs {
+            revocation_poll: 0,
+            ..args("https://auth.example")
+        };
+        assert!(err(never).contains("BEER_LOCKER_REVOCATION_POLL"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`username`], [`passwords`]: the RFC 8265 username profile, the new-password policy.
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
+//! - [`revocation_feed`]: what offline verifiers must refuse, published at `/oauth2/revocations`.
 //! - [`consent`]: remembered consent.
 //! - [`disclosure`]: what a token may see of its user.
 //! - [`redirect_uri`]: redirect URIs in normal form, so the stored one is the one used.
@@ -17,7 +18,8 @@
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`docs_client`]: `hallpass-docs`, the built-in public client of Swagger UI at `/docs`.
 //! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
-//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
+//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal, client deletion
+//!   or sign-out everywhere.
 //! - [`client_update`]: compare-and-swap updates of client records.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
@@ -38,6 +40,7 @@ pub mod redirect_trust;
 pub mod redirect_uri;
 pub mod refresh;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod scope;
 pub mod session;
 pub mod sign_out;
