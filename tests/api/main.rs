@@ -22,6 +22,7 @@ mod pages;
 mod rate_limit;
 mod redis_backends;
 mod refresh;
+mod revocation_feed;
 mod revoke_introspect;
 mod sessions;
 mod store;
