@@ -112,7 +112,11 @@ async fn rfc_7009_revocation_of_an_access_or_refresh_token_lists_their_jtis() {
             .iter()
             .find(|e| e["jti"] == jti_of(access))
             .unwrap();
-        assert_eq!(entry["exp"], exp + 30, "listed until it expires, plus the leeway");
+        assert_eq!(
+            entry["exp"],
+            exp + 30,
+            "listed until it expires, plus the leeway"
+        );
     })
     .await;
 }
@@ -143,7 +147,10 @@ async fn a_replayed_code_and_a_reused_refresh_token_list_what_they_bought() {
         assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
         let feed_now = feed(&app).await;
         for token in [&tokens["access_token"], &rotated["access_token"]] {
-            assert!(lists_jti(&feed_now, &jti_of(token.as_str().unwrap())), "{feed_now}");
+            assert!(
+                lists_jti(&feed_now, &jti_of(token.as_str().unwrap())),
+                "{feed_now}"
+            );
         }
     })
     .await;
@@ -190,8 +197,16 @@ async fn consent_withdrawal_client_deletion_and_sign_out_everywhere_publish_rule
             Some(now),
             "consent withdrawn: {feed}"
         );
-        assert_eq!(rule(&feed, Some(&user.id), None), Some(now), "sign out everywhere");
-        assert_eq!(rule(&feed, None, Some(&client.client_id)), Some(now), "client deleted");
+        assert_eq!(
+            rule(&feed, Some(&user.id), None),
+            Some(now),
+            "sign out everywhere"
+        );
+        assert_eq!(
+            rule(&feed, None, Some(&client.client_id)),
+            Some(now),
+            "client deleted"
+        );
         assert!(
             !feed.to_string().contains(&user.id),
             "users appear only as digests"
