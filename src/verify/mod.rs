@@ -281,6 +281,7 @@ impl VerifierBuilder {
         };
         let min_refresh = self.min_refresh.as_secs().max(1);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let advertised_feed = jwks::AdvertisedFeed::default();
         let keys = JwksCache::new(CachePolicy {
             issuer: self.issuer.clone(),
             source,
@@ -289,6 +290,7 @@ impl VerifierBuilder {
             max_ttl: MAX_CACHE_TTL.as_secs().max(min_refresh),
             http: http.clone(),
             clock: Arc::clone(&clock),
+            advertised_feed: Arc::clone(&advertised_feed),
         });
         let revocations = feed_source.map(|source| {
             Arc::new(RevocationFeed::new(FeedPolicy {
@@ -297,6 +299,7 @@ impl VerifierBuilder {
                 interval: self.poll_interval.max(MIN_REVOCATION_POLL_INTERVAL),
                 http,
                 clock: Arc::clone(&clock),
+                advertised: advertised_feed,
             }))
         });
         Ok(Verifier {
@@ -379,10 +382,12 @@ impl Verifier {
     /// first request does not wait. Fails when the keys cannot be fetched; the feed's outcome
     /// is in [`Self::revocation_status`].
     pub async fn prefetch(&self) -> Result<(), VerifyError> {
+        // The keys first: their discovery also finds the feed.
+        let keys = JwksCache::prefetch(&self.inner.keys).await;
         if let Some(feed) = &self.inner.revocations {
             RevocationFeed::poll_now(feed).await;
         }
-        JwksCache::prefetch(&self.inner.keys).await
+        keys
     }
 
     /// What the verifier knows of the issuer's revocation feed: whether its copy is current,

@@ -64,6 +64,8 @@ pub(super) struct FeedPolicy {
     pub interval: Duration,
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
+    /// What the JWKS cache's discovery read from the metadata, if it ran.
+    pub advertised: super::jwks::AdvertisedFeed,
 }
 
 /// What a verifier knows of the issuer's revocation feed, for metrics and health checks.
@@ -359,7 +361,7 @@ impl RevocationFeed {
     async fn fetch(&self, state: &mut RefreshState) -> Result<(), FetchError> {
         let url = match (&self.policy.source, &state.url) {
             (_, Some(url)) => url.clone(),
-            (FeedSource::Discover(metadata), None) => match self.discover(metadata).await? {
+            (FeedSource::Discover(metadata), None) => match self.advertised(metadata).await? {
                 Some(url) => {
                     state.url = Some(url.clone());
                     state.not_advertised = false;
@@ -407,6 +409,31 @@ impl RevocationFeed {
         state.etag = etag;
         *self.list.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(list);
         Ok(())
+    }
+
+    /// The feed URL the metadata advertises: as the JWKS cache's discovery read it, or from
+    /// a metadata fetch of its own when that has not run (or the feed URL stopped working).
+    async fn advertised(&self, metadata_url: &str) -> Result<Option<String>, FetchError> {
+        let known = self
+            .policy
+            .advertised
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match known {
+            Some(Some(url)) if fetchable_url(&url).is_some() => Ok(Some(url)),
+            Some(Some(url)) => Err(FetchError::InsecureFeedUrl(url)),
+            Some(None) => {
+                // Remembered until the keys' discovery runs again.
+                *self
+                    .policy
+                    .advertised
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(None);
+                Ok(None)
+            }
+            None => self.discover(metadata_url).await,
+        }
     }
 
     /// The feed URL from the issuer's metadata; `None` when it advertises none.
