@@ -2,7 +2,9 @@
 //! a [`Verifier`] whose key cache is warm, the way a resource server checks every request.
 //!
 //! Run with `cargo bench --bench verify`. A tiny JWKS server on a loopback port serves the
-//! issuer metadata and keys; it is asked once, before the clock starts. Everything runs on
+//! issuer metadata, keys and a revocation feed of 1,000 revoked `jti`s and 300 "not before"
+//! rules (none covering the measured tokens, so every one is looked up in full); it is asked
+//! before the clock starts, and the feed's background poll runs every 10 s as by default. Everything runs on
 //! one thread (a current-thread tokio runtime), so the figure is per core. Prints tokens per
 //! second and the latency distribution of single verifications.
 
@@ -46,7 +48,26 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .and_then(|a| a.as_socket_addr().map(|s| s.port()))
         .ok_or("no local address")?;
     let issuer = format!("http://127.0.0.1:{port}");
-    let metadata = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}).to_string();
+    let metadata = json!({
+        "issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
+        "hallpass_revocation_feed_endpoint": format!("{issuer}/revocations"),
+    })
+    .to_string();
+    let digest = |s: &str| hallpass::crypto::sha256_b64(s.as_bytes());
+    let revoked: Vec<_> = (0..1_000)
+        .map(|_| json!({"jti": hallpass::crypto::random_id(), "exp": now + 3600}))
+        .collect();
+    let rules: Vec<_> = (0..100)
+        .flat_map(|i| {
+            let (u, c) = (digest(&format!("gone-{i}")), digest(&format!("deleted-{i}")));
+            [
+                json!({"sub_sha256": u, "client_id_sha256": digest("bench"), "cutoff": now + 10, "exp": now + 3600}),
+                json!({"client_id_sha256": c, "cutoff": now + 10, "exp": now + 3600}),
+                json!({"sub_sha256": digest(&format!("user-{i}")), "cutoff": now - 10, "exp": now + 3600}),
+            ]
+        })
+        .collect();
+    let feed = json!({"issuer": issuer, "revoked": revoked, "not_before": rules}).to_string();
     let jwks = json!({"keys": [key.jwk()]}).to_string();
     let app = Route::new()
         .at(
@@ -64,6 +85,15 @@ async fn run() -> Result<(), Box<dyn Error>> {
                     .content_type("application/json")
                     .header("Cache-Control", "public, max-age=300")
                     .body(jwks.clone())
+            }),
+        )
+        .at(
+            "/revocations",
+            make_sync(move |_: Request| {
+                Response::builder()
+                    .content_type("application/json")
+                    .header("ETag", "\"bench\"")
+                    .body(feed.clone())
             }),
         );
     tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
@@ -84,6 +114,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         verifier.verify_with_scopes(token, &["beers:read"]).await?;
     }
     let fetches_before = verifier.jwks_fetches();
+    let feed = verifier.revocation_status().ok_or("no revocation feed")?;
+    if !feed.is_current() || feed.revoked_tokens != 1_000 || feed.rules != 300 {
+        return Err(format!("the revocation feed did not load: {feed:?}").into());
+    }
 
     let mut latencies = Vec::with_capacity(MEASURED);
     let started = Instant::now();
@@ -120,6 +154,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!(
         "  JWKS fetches while measuring: {}",
         verifier.jwks_fetches() - fetches_before
+    );
+    let feed = verifier.revocation_status().ok_or("no revocation feed")?;
+    println!(
+        "  revocation feed: {} jtis, {} rules, {} polls",
+        feed.revoked_tokens, feed.rules, feed.polls
     );
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! that issues RFC 9068 JWT access tokens, which resource servers verify offline against the
 //! JWKS. The only server-side state is in the [`store`]: users, clients, pending authorization
 //! codes and the record of redeemed ones, refresh-token families, revoked access-token ids and
-//! "not before" cut-offs, remembered consent, ended sessions, rate-limit counters and
+//! "not before" cut-offs (also published as the revocation feed offline verifiers poll,
+//! [`oauth::revocation_feed`]), remembered consent, ended sessions, rate-limit counters and
 //! key-rotation claims, every key named in [`store::schema`]. Every instance is
 //! interchangeable.
 //!

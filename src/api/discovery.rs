@@ -53,6 +53,9 @@ pub struct Metadata {
     /// `off`.
     #[oai(skip_serializing_if_is_none)]
     pub registration_endpoint: Option<String>,
+    /// Hallpass extension: the revocation feed (`GET`), which resource servers verifying
+    /// tokens offline poll to refuse revoked tokens (`hallpass::verify` does).
+    pub hallpass_revocation_feed_endpoint: String,
 }
 
 /// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
@@ -166,6 +169,7 @@ impl DiscoveryApi {
             service_documentation: c.url("/docs"),
             registration_endpoint: (c.dynamic_clients != crate::config::DynamicClients::Off)
                 .then(|| c.url("/oauth2/register")),
+            hallpass_revocation_feed_endpoint: c.url("/oauth2/revocations"),
         }
     }
 }

@@ -1,7 +1,9 @@
-//! `POST /oauth2/revoke` (RFC 7009) and `POST /oauth2/introspect` (RFC 7662).
+//! `POST /oauth2/revoke` (RFC 7009), `POST /oauth2/introspect` (RFC 7662) and
+//! `GET /oauth2/revocations`, the revocation feed offline verifiers poll
+//! ([`crate::oauth::revocation_feed`]).
 
 use poem::Request;
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Form, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Form, payload::Json};
 use serde::Deserialize;
 
 use crate::{
@@ -11,7 +13,7 @@ use crate::{
         values::TokenTypeHint,
     },
     error::{Errors, OAuthError},
-    oauth::{client, revocation},
+    oauth::{client, revocation, revocation_feed},
     state::AppState,
     throttle,
 };
@@ -106,6 +108,68 @@ pub enum Introspected {
 crate::error_statuses! {
     /// What revocation and introspection can answer besides their result.
     pub TokenHintErrors = [400, 401, 413, 415, 429, 500, 503];
+    /// What the revocation feed can answer besides the feed: the store is unreachable.
+    pub FeedErrors = [500, 503];
+}
+
+/// How long a shared cache in front of Hallpass may keep the feed, in seconds. Verifiers
+/// poll on their own schedule and revalidate with `If-None-Match`; this bounds the extra
+/// delay a cache can add.
+pub const FEED_MAX_AGE: u64 = 5;
+
+/// A revoked access token in the feed.
+#[derive(Object, Debug, Clone)]
+pub struct RevokedToken {
+    /// The token's `jti`.
+    pub jti: String,
+    /// When the entry leaves the feed (Unix seconds): the token's `exp` plus the leeway.
+    pub exp: u64,
+}
+
+/// A "not before" rule: a token it covers whose `iat` is at or before `cutoff` is refused.
+/// A rule with both digests covers one user at one client (consent withdrawn); with only
+/// `client_id_sha256`, every token of a client (client deleted); with only `sub_sha256`,
+/// every token of a user (sign out everywhere).
+#[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
+pub struct NotBeforeRule {
+    /// SHA-256 of the token's `sub`, base64url without padding.
+    pub sub_sha256: Option<String>,
+    /// SHA-256 of the token's `client_id`, base64url without padding.
+    pub client_id_sha256: Option<String>,
+    /// Tokens issued at or before this Unix second are refused.
+    pub cutoff: u64,
+    /// When the rule leaves the feed (Unix seconds): every token it covers has expired.
+    pub exp: u64,
+}
+
+/// The revocation feed: what a resource server verifying tokens offline must refuse.
+#[derive(Object, Debug, Clone)]
+pub struct RevocationFeed {
+    /// The issuer whose tokens the feed is about.
+    pub issuer: String,
+    /// Revoked access tokens, until they expire.
+    pub revoked: Vec<RevokedToken>,
+    /// "Not before" rules for a user at a client, a client, or a user.
+    pub not_before: Vec<NotBeforeRule>,
+}
+
+/// Revocation feed responses.
+#[derive(ApiResponse)]
+pub enum FeedResponse {
+    /// The feed, with a strong `ETag`.
+    #[oai(status = 200)]
+    Ok(
+        Json<RevocationFeed>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "ETag")] String,
+    ),
+    /// The feed has not changed since the given `ETag`.
+    #[oai(status = 304)]
+    NotModified(
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "ETag")] String,
+    ),
 }
 
 /// Revocation and introspection.
@@ -158,6 +222,53 @@ impl RevocationApi {
         let (client, token) = self.client_and_token(req, auth, form.0).await?;
         revocation::revoke(&self.state, &client, &token, hint.as_deref()).await?;
         Ok(Revoked::Ok)
+    }
+
+    /// Revocation feed
+    ///
+    /// What resource servers that verify tokens offline must refuse: revoked `jti`s until
+    /// they expire, and "not before" rules for a user at a client (consent withdrawn), a
+    /// client (client deleted) or a user (sign out everywhere). Users and clients appear as
+    /// SHA-256 digests. Public, small and cheap to poll: send the last `ETag` in
+    /// `If-None-Match` to get 304 while nothing changed. `hallpass::verify` polls it every
+    /// 10 s by default. Advertised in the metadata as `hallpass_revocation_feed_endpoint`.
+    #[oai(
+        path = "/oauth2/revocations",
+        method = "get",
+        operation_id = "revocationFeed",
+        tag = "ApiTags::OAuth2"
+    )]
+    async fn feed(
+        &self,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<FeedResponse, Errors<FeedErrors>> {
+        let feed = revocation_feed::read(&self.state).await?;
+        let cache = format!("public, max-age={FEED_MAX_AGE}");
+        if if_none_match.0.is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == feed.etag || t.trim() == "*")
+        }) {
+            return Ok(FeedResponse::NotModified(cache, feed.etag));
+        }
+        let body = RevocationFeed {
+            issuer: self.state.config.issuer.clone(),
+            revoked: feed
+                .jtis
+                .into_iter()
+                .map(|(jti, exp)| RevokedToken { jti, exp })
+                .collect(),
+            not_before: feed
+                .rules
+                .into_iter()
+                .map(|r| NotBeforeRule {
+                    sub_sha256: r.sub_sha256,
+                    client_id_sha256: r.client_id_sha256,
+                    cutoff: r.cutoff,
+                    exp: r.exp,
+                })
+                .collect(),
+        };
+        Ok(FeedResponse::Ok(Json(body), cache, feed.etag))
     }
 
     /// Introspect a token

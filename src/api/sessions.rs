@@ -12,7 +12,8 @@ use crate::{
 /// The answer to a sign-out everywhere.
 #[derive(ApiResponse)]
 pub enum SessionsRevoked {
-    /// Every browser session of the caller signed in until now is ended.
+    /// Every browser session of the caller signed in until now is ended, and every access
+    /// token issued to the caller until now is revoked.
     #[oai(status = 204)]
     Revoked,
 }
@@ -28,9 +29,11 @@ impl SessionsApi {
     /// Sign out everywhere
     ///
     /// Ends every Hallpass browser session of the caller signed in until now, on every
-    /// device; the next visit asks for the password again. Access tokens already issued to
-    /// applications are not sessions and keep working until they expire (withdraw the
-    /// consent to stop one application). HTTP Basic, or a token with `hallpass:manage`.
+    /// device; the next visit asks for the password again. Every access token of the caller
+    /// issued until now is refused from now on, here and, within their poll interval, at
+    /// resource servers that read the revocation feed. Refresh tokens stay: an application
+    /// may get new access tokens (withdraw the consent to stop one application). HTTP Basic,
+    /// or a token with `hallpass:manage`.
     #[oai(
         path = "/api/users/me/sessions/revoke",
         method = "post",

@@ -61,6 +61,10 @@ pub struct BeerLockerArgs {
     /// openapi/README.md). Unset: Authorize asks for a client id.
     #[arg(long, env = "BEER_LOCKER_DOCS_CLIENT_ID")]
     pub docs_client_id: Option<String>,
+    /// Seconds between two polls of the issuer's revocation feed (at least 1): a token
+    /// revoked at the issuer is refused here within this time plus the time of one poll.
+    #[arg(long, env = "BEER_LOCKER_REVOCATION_POLL", default_value_t = 10)]
+    pub revocation_poll: u64,
 }
 
 /// The validated configuration of the beer locker.
@@ -84,6 +88,9 @@ pub struct BeerLockerConfig {
     pub cors_origins: Vec<String>,
     /// The client Swagger UI signs in with (`BEER_LOCKER_DOCS_CLIENT_ID`).
     pub docs_client_id: Option<String>,
+    /// Time between two polls of the issuer's revocation feed
+    /// (`BEER_LOCKER_REVOCATION_POLL`, in seconds; tests may set less than a second).
+    pub revocation_poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for BeerLockerConfig {
@@ -94,6 +101,7 @@ impl std::fmt::Debug for BeerLockerConfig {
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("cors_origins", &self.cors_origins)
+            .field("revocation_poll", &self.revocation_poll)
             .field(
                 "store",
                 &self
@@ -118,6 +126,7 @@ impl BeerLockerConfig {
             redis: None,
             cors_origins: Vec::new(),
             docs_client_id: None,
+            revocation_poll: crate::verify::DEFAULT_REVOCATION_POLL_INTERVAL,
         }
     }
 
@@ -144,6 +153,11 @@ impl BeerLockerConfig {
             Some(raw) => Some(validate_public_url(&raw)?),
         };
         let redis = args.redis.options(&args.redis_prefix)?;
+        if args.revocation_poll == 0 {
+            return Err(ConfigError(
+                "BEER_LOCKER_REVOCATION_POLL / --revocation-poll must be at least 1 (seconds between two polls of the revocation feed)".into(),
+            ));
+        }
         let cors_origins: Vec<String> = args
             .cors_origins
             .into_iter()
@@ -165,6 +179,7 @@ impl BeerLockerConfig {
             public_url,
             redis,
             docs_client_id: args.docs_client_id.filter(|c| !c.trim().is_empty()),
+            revocation_poll: std::time::Duration::from_secs(args.revocation_poll),
         })
     }
 
@@ -213,6 +228,7 @@ mod tests {
             redis_prefix: "beer-locker:".into(),
             cors_origins: Vec::new(),
             docs_client_id: None,
+            revocation_poll: 10,
         }
     }
 
@@ -261,6 +277,11 @@ mod tests {
             ..args("https://auth.example")
         };
         assert!(err(public).contains("BEER_LOCKER_PUBLIC_URL"));
+        let never = BeerLockerArgs {
+            revocation_poll: 0,
+            ..args("https://auth.example")
+        };
+        assert!(err(never).contains("BEER_LOCKER_REVOCATION_POLL"));
     }
 
     /// The beer locker reads Hallpass's store settings with Hallpass's rules: a cluster, its

@@ -4,6 +4,8 @@
 //! - `POST /api/beers`, `GET /api/beers`, `GET/PUT/DELETE /api/beers/{beer_id}`: a beer is
 //!   `{name, type, quantity}` and belongs to the token's `sub`; reads need `beers:read`,
 //!   writes `beers:write`. Another user's beer is indistinguishable from a missing one (404).
+//! - Tokens the issuer revoked are refused: the verifier polls the issuer's revocation feed
+//!   every `BEER_LOCKER_REVOCATION_POLL` seconds (default 10).
 //! - `/.well-known/oauth-protected-resource`: RFC 9728 metadata naming the issuer. A missing
 //!   or bad token gets 401 with `WWW-Authenticate: Bearer … resource_metadata="…"`, a missing
 //!   scope 403 `insufficient_scope`.
@@ -178,6 +180,7 @@ impl BeerLockerServer {
         let verifier = Verifier::builder(&config.issuer, &audience)
             .resource_metadata(BeerLocker::metadata_url(&resource))
             .clock(Arc::clone(&clock))
+            .revocation_poll_interval(config.revocation_poll)
             .build()?;
         let locker = BeerLocker {
             resource,

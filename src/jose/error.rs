@@ -40,6 +40,11 @@ pub enum VerifyError {
     /// `nbf` or `iat` is in the future (beyond the leeway).
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// The issuer's revocation feed lists the token: its `jti` was revoked, or a "not before"
+    /// rule of its user, its client or both covers it (consent withdrawn, client deleted,
+    /// sign out everywhere).
+    #[error("the token has been revoked")]
+    Revoked,
     /// The token is valid but lacks scopes the operation requires.
     #[error("the token lacks the scope {}", .missing.join(" "))]
     InsufficientScope {

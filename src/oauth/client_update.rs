@@ -270,6 +270,22 @@ mod tests {
         async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
             self.inner.incr(key, delta, ttl).await
         }
+        async fn expiring_add(
+            &self,
+            key: &str,
+            member: &str,
+            expires_at: u64,
+            now: u64,
+        ) -> Result<(), StoreError> {
+            self.inner.expiring_add(key, member, expires_at, now).await
+        }
+        async fn expiring_members(
+            &self,
+            key: &str,
+            now: u64,
+        ) -> Result<Vec<(String, u64)>, StoreError> {
+            self.inner.expiring_members(key, now).await
+        }
     }
 
     async fn setup() -> (AppState, Arc<Racing>, User, Client) {

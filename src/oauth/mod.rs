@@ -10,6 +10,7 @@
 //! - [`username`], [`passwords`]: the RFC 8265 username profile, the new-password policy.
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
 //! - [`revocation`]: RFC 7009 revocation, RFC 7662 introspection, the access-token denylist.
+//! - [`revocation_feed`]: what offline verifiers must refuse, published at `/oauth2/revocations`.
 //! - [`consent`]: remembered consent.
 //! - [`resource`]: RFC 8707 resource indicators: the registered resource servers, the `aud`
 //!   of each token and the scope narrowed to it.
@@ -20,7 +21,8 @@
 //! - [`first_party`]: first-party clients, the only ones granted `hallpass:manage`.
 //! - [`docs_client`]: `hallpass-docs`, the built-in public client of Swagger UI at `/docs`.
 //! - [`session`]: signed browser sessions and pending requests; [`sign_out`]: ending them.
-//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal or client deletion.
+//! - [`token_cutoff`]: refusing access tokens issued before consent withdrawal, client deletion
+//!   or sign-out everywhere.
 //! - [`client_update`]: compare-and-swap updates of client records.
 //! - [`dynamic_client`]: RFC 7591 registration and RFC 7592 management at `/oauth2/register`.
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
@@ -44,6 +46,7 @@ pub mod redirect_uri;
 pub mod refresh;
 pub mod resource;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod scope;
 pub mod session;
 pub mod sign_out;

@@ -1,7 +1,8 @@
 //! Revocation (RFC 7009), introspection (RFC 7662) and the access-token denylist.
 //!
 //! Access tokens are never stored. Revoking one writes its `jti` to a denylist entry whose
-//! TTL is the token's remaining life, so the list never outgrows the tokens alive. Revoking a
+//! TTL is the token's remaining life, so the list never outgrows the tokens alive, and to
+//! the [revocation feed](crate::oauth::revocation_feed), so offline verifiers refuse it too. Revoking a
 //! refresh token revokes its whole family. Introspection of an access token is signature +
 //! expiry + one denylist read; anything wrong answers exactly `{"active": false}`.
 
@@ -15,7 +16,7 @@ use crate::{
     token::{AccessClaims, LEEWAY},
 };
 
-/// Denies the access token `jti` until it expires.
+/// Denies the access token `jti` until it expires, here and in the revocation feed.
 pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result<(), OAuthError> {
     if exp + LEEWAY <= now {
         return Ok(());
@@ -25,7 +26,7 @@ pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result
         .store
         .put(&schema::denied(jti), b"1", Some(ttl))
         .await?;
-    Ok(())
+    crate::oauth::revocation_feed::revoke_jti(state, jti, exp).await
 }
 
 /// Whether the access token `jti` was revoked.

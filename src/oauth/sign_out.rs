@@ -12,9 +12,11 @@
 //! session (`HALLPASS_SESSION_TTL`), since every session it could end has expired by then.
 //! Updates are compare-and-swap on the one key, so concurrent sign-outs never lose each other.
 //!
-//! Access tokens are not sessions: signing out (everywhere or not) leaves tokens already
-//! issued to applications alone; they follow the consent and client rules of
-//! [`token_cutoff`](crate::oauth::token_cutoff).
+//! Access tokens are not sessions: signing out of one session leaves tokens already issued
+//! to applications alone. Signing out everywhere also refuses every access token of the user
+//! issued so far, here and at resource servers through the revocation feed
+//! ([`token_cutoff::signed_out_everywhere`](crate::oauth::token_cutoff::signed_out_everywhere));
+//! refresh tokens stay (withdraw consent to stop one application for good).
 
 use std::time::Duration;
 
@@ -84,8 +86,9 @@ pub async fn end(state: &AppState, session: &Session) -> Result<(), OAuthError> 
     Ok(())
 }
 
-/// Ends every session of `user_id` issued up to now ("sign out everywhere"; also what a
-/// password change calls). Sessions signed in afterwards are not affected.
+/// Ends every session of `user_id` issued up to now ("sign out everywhere") and refuses
+/// every access token of the user issued up to now. Sessions signed in and tokens issued
+/// afterwards are not affected.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn end_all(state: &AppState, user_id: &str) -> Result<(), OAuthError> {
     let now = state.now();
@@ -94,6 +97,7 @@ pub async fn end_all(state: &AppState, user_id: &str) -> Result<(), OAuthError> 
         r.ended.clear();
     })
     .await?;
+    crate::oauth::token_cutoff::signed_out_everywhere(state, user_id).await?;
     tracing::info!("every session of the user ended");
     Ok(())
 }

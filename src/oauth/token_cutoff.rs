@@ -1,25 +1,34 @@
-//! "Not before" times for access tokens: withdrawn consent and deleted clients.
+//! "Not before" times for access tokens: withdrawn consent, deleted clients, sign-out
+//! everywhere.
 //!
 //! Access tokens are never stored, so a token issued before the user withdrew consent
-//! (`DELETE /api/consents/{id}`) or before its client was deleted (`DELETE /api/clients/{id}`)
-//! would keep working until it expires. Instead the store records a cut-off time:
+//! (`DELETE /api/consents/{id}`), before its client was deleted (`DELETE /api/clients/{id}`)
+//! or before the user signed out everywhere (`POST /api/users/me/sessions/revoke`) would keep
+//! working until it expires. Instead the store records a cut-off time:
 //! - `tokens_nb:<user id>:<client_id>` when the user withdraws consent from the client;
-//! - `tokens_nb:<client_id>` when the client is deleted.
+//! - `tokens_nb:<client_id>` when the client is deleted;
+//! - `tokens_nb_user:<user id>` when the user signs out everywhere.
 //!
-//! [`check`] refuses a token whose `iat` is at or before either time (one-second clock steps:
+//! Each is also published as a rule of the
+//! [revocation feed](crate::oauth::revocation_feed), so resource servers that verify tokens
+//! offline refuse the same tokens within their poll interval.
+//!
+//! [`check`] refuses a token whose `iat` is at or before any of these times (one-second clock steps:
 //! a token issued in the same second as the withdrawal is refused too). Each record lives for
 //! the access-token lifetime plus the leeway: every older token has expired by then anyway.
 //! Authorization codes approved before a withdrawal are refused too ([`check_code`]).
 //! [`check`] is called once, from `revocation::check_access_token`, which every Hallpass endpoint
 //! that accepts tokens goes through (`/userinfo`, the management API's Bearer path,
-//! introspection). Resource servers that verify tokens offline do not see these records.
+//! introspection).
 //!
-//! Signing out (even everywhere) sets no cut-off here: tokens are not sessions.
+//! Signing out of one session sets no cut-off: tokens are not sessions. Signing out
+//! everywhere does: it is what a user does who fears someone else holds their account.
 
 use std::time::Duration;
 
 use crate::{
     oauth::error::OAuthError,
+    oauth::revocation_feed::{self, Rule},
     state::AppState,
     store::{Store, schema},
     token::{AccessClaims, LEEWAY},
@@ -29,12 +38,13 @@ fn ttl(state: &AppState) -> Option<Duration> {
     Some(Duration::from_secs(state.config.access_token_ttl + LEEWAY))
 }
 
-async fn record(state: &AppState, key: &str) -> Result<(), OAuthError> {
+async fn record(state: &AppState, key: &str, rule: Rule<'_>) -> Result<(), OAuthError> {
+    let now = state.now();
     state
         .store
-        .put(key, state.now().to_string().as_bytes(), ttl(state))
+        .put(key, now.to_string().as_bytes(), ttl(state))
         .await?;
-    Ok(())
+    revocation_feed::add_rule(state, rule, now).await
 }
 
 async fn read(store: &dyn Store, key: &str) -> Result<Option<u64>, OAuthError> {
@@ -50,12 +60,28 @@ pub async fn consent_withdrawn(
     sub: &str,
     client_id: &str,
 ) -> Result<(), OAuthError> {
-    record(state, &schema::tokens_not_before_pair(sub, client_id)).await
+    record(
+        state,
+        &schema::tokens_not_before_pair(sub, client_id),
+        Rule::UserAtClient { sub, client_id },
+    )
+    .await
 }
 
 /// Refuses, from now on, every access token issued so far to `client_id`.
 pub async fn client_deleted(state: &AppState, client_id: &str) -> Result<(), OAuthError> {
-    record(state, &schema::tokens_not_before_client(client_id)).await
+    record(
+        state,
+        &schema::tokens_not_before_client(client_id),
+        Rule::Client(client_id),
+    )
+    .await
+}
+
+/// Refuses, from now on, every access token issued so far to user `sub`, at every client
+/// (sign out everywhere).
+pub async fn signed_out_everywhere(state: &AppState, sub: &str) -> Result<(), OAuthError> {
+    record(state, &schema::tokens_not_before_user(sub), Rule::User(sub)).await
 }
 
 /// `invalid_grant` when an authorization code issued at `issued_at` for user `sub` at
@@ -80,13 +106,15 @@ pub async fn check_code(
 }
 
 /// `invalid_token` when the token was issued at or before a cut-off of its user and client,
-/// or of its client. Two store reads, made concurrently.
+/// of its client or of its user. Three store reads, made concurrently.
 pub async fn check(state: &AppState, claims: &AccessClaims) -> Result<(), OAuthError> {
     let pair = schema::tokens_not_before_pair(&claims.sub, &claims.client_id);
     let client = schema::tokens_not_before_client(&claims.client_id);
-    let (pair, client) = tokio::try_join!(
+    let user = schema::tokens_not_before_user(&claims.sub);
+    let (pair, client, user) = tokio::try_join!(
         read(state.store.as_ref(), &pair),
-        read(state.store.as_ref(), &client)
+        read(state.store.as_ref(), &client),
+        read(state.store.as_ref(), &user)
     )?;
     if pair.is_some_and(|nb| claims.iat <= nb) {
         return Err(OAuthError::invalid_token(
@@ -95,6 +123,11 @@ pub async fn check(state: &AppState, claims: &AccessClaims) -> Result<(), OAuthE
     }
     if client.is_some_and(|nb| claims.iat <= nb) {
         return Err(OAuthError::invalid_token("the token's client was deleted"));
+    }
+    if user.is_some_and(|nb| claims.iat <= nb) {
+        return Err(OAuthError::invalid_token(
+            "the user signed out everywhere after the token was issued",
+        ));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! survives a restart. Expiry uses the monotonic clock, like Redis TTLs.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -14,6 +14,8 @@ use super::{Store, StoreError};
 enum Value {
     Bytes(Vec<u8>),
     Set(BTreeSet<String>),
+    /// An expiring set: member → Unix second until which it is live.
+    Expiring(BTreeMap<String, u64>),
 }
 
 struct Entry {
@@ -246,6 +248,59 @@ impl Store for MemoryStore {
                 value: Value::Set(s),
                 ..
             }) => s.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|m| {
+            if !matches!(
+                live(m, key),
+                Some(Entry {
+                    value: Value::Expiring(_),
+                    ..
+                })
+            ) {
+                m.insert(
+                    key.to_string(),
+                    Entry {
+                        value: Value::Expiring(BTreeMap::new()),
+                        expires: None,
+                    },
+                );
+            }
+            if let Some(Entry {
+                value: Value::Expiring(set),
+                ..
+            }) = m.get_mut(key)
+            {
+                set.retain(|_, until| *until > now);
+                let until = set.entry(member.to_string()).or_insert(expires_at);
+                *until = (*until).max(expires_at);
+            }
+        })
+    }
+
+    async fn expiring_members(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|m| match live(m, key) {
+            Some(Entry {
+                value: Value::Expiring(set),
+                ..
+            }) => set
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(member, until)| (member.clone(), *until))
+                .collect(),
             _ => Vec::new(),
         })
     }

@@ -84,6 +84,21 @@ pub trait Store: Send + Sync + 'static {
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// The members of the set under `key`, sorted.
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Adds `member` to the expiring set under `key`, live until `expires_at` (Unix seconds of
+    /// the caller's clock; a member added again keeps the later of its two times), and drops
+    /// the members whose time is at or before `now`, all in one atomic step. The key itself
+    /// lives at least as long as its longest-lived member.
+    async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// The members of the expiring set under `key` still live at `now` (time after `now`),
+    /// each with its time, sorted by member. One read, O(members).
+    async fn expiring_members(&self, key: &str, now: u64)
+    -> Result<Vec<(String, u64)>, StoreError>;
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// How many times the store dropped its connection to rebuild it (Redis, after repeated

@@ -77,6 +77,16 @@ const INCR: &str = r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n";
 
+/// `expiring_add`: drops the members whose score (Unix second) is at or before ARGV[3], adds
+/// ARGV[1] with score ARGV[2] (or raises its score to it), and makes the key live at least
+/// ARGV[4] ms, so it outlives its longest-lived member. A resent command adds the same member
+/// with the same score: harmless.
+const EXPIRING_ADD: &str = r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+local ttl = tonumber(ARGV[4])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1";
+
 /// The keys a store wrote (see [`RedisStore::with_journal`]).
 pub type Journal = Arc<Mutex<HashSet<String>>>;
 
@@ -449,6 +459,47 @@ impl Store for RedisStore {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn().await?;
         let mut members: Vec<String> = self.ok(c.smembers(self.key(key)).await)?;
+        members.sort();
+        Ok(members)
+    }
+
+    async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let ttl = millis(Duration::from_secs(expires_at.saturating_sub(now).max(1))).to_string();
+        let (score, now) = (expires_at.to_string(), now.to_string());
+        let full = self.key(key);
+        let args: [&[u8]; 4] = [
+            member.as_bytes(),
+            score.as_bytes(),
+            now.as_bytes(),
+            ttl.as_bytes(),
+        ];
+        let _: i64 = self.run(key, eval(EXPIRING_ADD, &full, &args)).await?;
+        Ok(())
+    }
+
+    async fn expiring_members(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut c = self.conn().await?;
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(self.key(key))
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .arg("WITHSCORES");
+        let raw: Vec<(String, f64)> = self.ok(cmd.query_async(&mut c).await)?;
+        let mut members: Vec<(String, u64)> = raw
+            .into_iter()
+            // Scores are whole Unix seconds, written by `expiring_add`.
+            .map(|(m, score)| (m, score.max(0.0) as u64))
+            .collect();
         members.sort();
         Ok(members)
     }

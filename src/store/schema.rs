@@ -99,6 +99,14 @@ pub const KEYS: &[KeyShape] = &[
         lifetime: "access-token lifetime + 30 s",
     },
     KeyShape {
+        pattern: "tokens_nb_user:<user id>",
+        lifetime: "access-token lifetime + 30 s",
+    },
+    KeyShape {
+        pattern: "revocations",
+        lifetime: "each entry: until the tokens it names have expired",
+    },
+    KeyShape {
         pattern: "throttle:<limit>:<subject>:<window number>",
         lifetime: "one window (`HALLPASS_RATE_LIMIT_WINDOW`)",
     },
@@ -146,6 +154,8 @@ pub const SECURITY_CRITICAL: &[&str] = &[
     "consent:",
     "consents:",
     "session:",
+    "tokens_nb",
+    "revocations",
 ];
 
 /// Whether a write to `key` (without the deployment prefix) must be durable, see
@@ -241,6 +251,19 @@ pub fn tokens_not_before_pair(sub: &str, client_id: &str) -> String {
 pub fn tokens_not_before_client(client_id: &str) -> String {
     format!("tokens_nb:{}", escape(client_id))
 }
+
+/// `tokens_nb_user:<user id>`: every access token of this user issued at or before the
+/// stored time is refused (sign out everywhere). Its own prefix, so it never collides with
+/// the client shape `tokens_nb:<client_id>`.
+pub fn tokens_not_before_user(sub: &str) -> String {
+    format!("tokens_nb_user:{}", escape(sub))
+}
+
+/// `revocations`: the revocation feed, one Redis sorted set (see `oauth::revocation_feed`):
+/// each member is one revoked `jti` or one "not before" rule, scored with the Unix second
+/// after which it can be dropped. One key, so the feed is read in one command on a Redis
+/// Cluster too.
+pub const REVOCATIONS: &str = "revocations";
 
 /// The parts of a rate-limit subject (an account, an IP, a client id), each escaped and
 /// joined with `:`.

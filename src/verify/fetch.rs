@@ -28,6 +28,8 @@ pub(super) enum FetchError {
     IssuerMismatch { expected: String, found: String },
     #[error("the metadata names a jwks_uri that is not https: {0:?}")]
     InsecureJwksUri(String),
+    #[error("the metadata names a revocation feed that is not https: {0:?}")]
+    InsecureFeedUrl(String),
     #[error("{url} holds no usable signing key")]
     NoUsableKeys { url: String },
     #[error("the fetch task stopped: {0}")]

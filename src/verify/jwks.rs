@@ -66,7 +66,14 @@ pub(super) struct CachePolicy {
     pub max_ttl: u64,
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
+    /// Where a discovery records the revocation feed the metadata advertises, so the feed
+    /// poller need not fetch the metadata again.
+    pub advertised_feed: AdvertisedFeed,
 }
+
+/// The revocation feed named by the last metadata read: `None` until one was read, then the
+/// `hallpass_revocation_feed_endpoint` it held, if any.
+pub(super) type AdvertisedFeed = Arc<std::sync::Mutex<Option<Option<String>>>>;
 
 /// The issuer's keys, cached. See the module docs for the state machine.
 pub(super) struct JwksCache {
@@ -321,6 +328,7 @@ impl JwksCache {
         struct Metadata {
             issuer: String,
             jwks_uri: String,
+            hallpass_revocation_feed_endpoint: Option<String>,
         }
         let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
             url: metadata_url.into(),
@@ -333,6 +341,12 @@ impl JwksCache {
                 found: metadata.issuer,
             });
         }
+        *self
+            .policy
+            .advertised_feed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(metadata.hallpass_revocation_feed_endpoint);
         if fetchable_url(&metadata.jwks_uri).is_none() {
             return Err(FetchError::InsecureJwksUri(metadata.jwks_uri));
         }
@@ -417,6 +431,7 @@ mod tests {
             max_ttl: super::super::MAX_CACHE_TTL.as_secs(),
             http: reqwest::Client::new(),
             clock: Arc::new(SystemClock),
+            advertised_feed: AdvertisedFeed::default(),
         });
         let ttl = |v: &str| {
             let mut h = HeaderMap::new();

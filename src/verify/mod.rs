@@ -17,7 +17,17 @@
 //!   asymmetric keys (ES256, EdDSA, RS256) are ever loaded from the JWKS;
 //! - `iss` must equal the issuer, `aud` must contain the audience, `exp`, `nbf` and `iat` are
 //!   checked with a small leeway, and the RFC 9068 §2.2 claims must be present;
+//! - the issuer's revocation feed must not list the token (below);
 //! - required scopes are checked last and reported by name.
+//!
+//! Revocation reaches the verifier through the issuer's revocation feed (Hallpass's
+//! `GET /oauth2/revocations`, found through `hallpass_revocation_feed_endpoint` in the
+//! metadata): revoked `jti`s and "not before" rules for a user at a client, a client or a
+//! user. The verifier polls it in the background every [poll interval] (10 s by default),
+//! one poll at a time, and refuses what it lists with [`VerifyError::Revoked`]; a token
+//! revoked at the issuer is refused within the interval plus the time of one poll. When the
+//! feed cannot be read, verification goes on from the last copy and
+//! [`Verifier::revocation_status`] says since when.
 //!
 //! Failures are a [`VerifyError`] naming the check that failed. For poem-openapi services
 //! (feature `verify-poem`), [`BearerAuth`] is a security scheme that does all of this before
@@ -64,7 +74,10 @@
 //! - `poem.rs`: [`BearerAuth`], [`authenticate`] and the rejection responses (`verify-poem`).
 //! - the checks themselves are [`crate::jose`]'s, shared with the server.
 //!
+//! - `revocations.rs`: the revocation feed, polled, and its state machine.
+//!
 //! [minimum refresh interval]: VerifierBuilder::min_refresh_interval
+//! [poll interval]: VerifierBuilder::revocation_poll_interval
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -80,6 +93,7 @@ mod fetch;
 mod jwks;
 #[cfg(feature = "verify-poem")]
 mod poem;
+mod revocations;
 
 use fetch::fetchable_url;
 use jwks::{CachePolicy, JwksCache, KeySource};
@@ -87,6 +101,8 @@ use jwks::{CachePolicy, JwksCache, KeySource};
 pub use poem::{
     AnyScope, BearerAuth, BearerRejection, Rejection, RequiredScopes, SECURITY_SCHEME, authenticate,
 };
+pub use revocations::RevocationStatus;
+use revocations::{FeedPolicy, FeedSource, RevocationFeed};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat` unless [`VerifierBuilder::leeway`] says
 /// otherwise.
@@ -95,6 +111,13 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(LEEWAY);
 /// Shortest time between two JWKS fetches unless
 /// [`VerifierBuilder::min_refresh_interval`] says otherwise.
 pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often the revocation feed is polled unless
+/// [`VerifierBuilder::revocation_poll_interval`] says otherwise.
+pub const DEFAULT_REVOCATION_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The shortest revocation poll interval a verifier accepts.
+pub const MIN_REVOCATION_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long keys are cached when the JWKS response has no `Cache-Control: max-age`.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -113,6 +136,11 @@ pub enum BuildError {
     /// The JWKS URI is not a URL the verifier may fetch keys from.
     #[error("JWKS URI {0:?} must be an https URL (http only on 127.0.0.1, [::1] or localhost)")]
     JwksUri(String),
+    /// The revocation feed URL is not a URL the verifier may fetch from.
+    #[error(
+        "revocation feed URL {0:?} must be an https URL (http only on 127.0.0.1, [::1] or localhost)"
+    )]
+    RevocationFeed(String),
     /// The audience is empty.
     #[error("the audience must not be empty")]
     Audience,
@@ -147,9 +175,37 @@ pub struct VerifierBuilder {
     clock: Option<Arc<dyn Clock>>,
     http: Option<reqwest::Client>,
     resource_metadata: Option<String>,
+    feed: FeedChoice,
+    poll_interval: Duration,
+}
+
+/// Where the revocation feed comes from.
+enum FeedChoice {
+    Discover,
+    Url(String),
+    Off,
 }
 
 impl VerifierBuilder {
+    /// How often the issuer's revocation feed is polled (default 10 s, at least 100 ms): a
+    /// token revoked at the issuer is refused within this interval plus the time of a poll.
+    pub fn revocation_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Poll this revocation feed instead of the one the issuer's metadata advertises.
+    pub fn revocation_feed(mut self, url: impl Into<String>) -> Self {
+        self.feed = FeedChoice::Url(url.into());
+        self
+    }
+
+    /// Never poll a revocation feed: revoked tokens are accepted until they expire.
+    pub fn without_revocation_feed(mut self) -> Self {
+        self.feed = FeedChoice::Off;
+        self
+    }
+
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
@@ -204,6 +260,14 @@ impl VerifierBuilder {
         if self.audience.trim().is_empty() {
             return Err(BuildError::Audience);
         }
+        let feed_source = match self.feed {
+            FeedChoice::Discover => Some(FeedSource::Discover(metadata_url(&issuer_url))),
+            FeedChoice::Url(url) => {
+                fetchable_url(&url).ok_or_else(|| BuildError::RevocationFeed(url.clone()))?;
+                Some(FeedSource::Url(url))
+            }
+            FeedChoice::Off => None,
+        };
         let source = match self.jwks_uri {
             Some(uri) => {
                 fetchable_url(&uri).ok_or_else(|| BuildError::JwksUri(uri.clone()))?;
@@ -217,14 +281,26 @@ impl VerifierBuilder {
         };
         let min_refresh = self.min_refresh.as_secs().max(1);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let advertised_feed = jwks::AdvertisedFeed::default();
         let keys = JwksCache::new(CachePolicy {
             issuer: self.issuer.clone(),
             source,
             min_refresh,
             default_ttl: self.default_ttl.as_secs(),
             max_ttl: MAX_CACHE_TTL.as_secs().max(min_refresh),
-            http,
+            http: http.clone(),
             clock: Arc::clone(&clock),
+            advertised_feed: Arc::clone(&advertised_feed),
+        });
+        let revocations = feed_source.map(|source| {
+            Arc::new(RevocationFeed::new(FeedPolicy {
+                issuer: self.issuer.clone(),
+                source,
+                interval: self.poll_interval.max(MIN_REVOCATION_POLL_INTERVAL),
+                http,
+                clock: Arc::clone(&clock),
+                advertised: advertised_feed,
+            }))
         });
         Ok(Verifier {
             inner: Arc::new(Inner {
@@ -234,6 +310,7 @@ impl VerifierBuilder {
                 resource_metadata: self.resource_metadata,
                 clock,
                 keys: Arc::new(keys),
+                revocations,
             }),
         })
     }
@@ -254,6 +331,7 @@ struct Inner {
     resource_metadata: Option<String>,
     clock: Arc<dyn Clock>,
     keys: Arc<JwksCache>,
+    revocations: Option<Arc<RevocationFeed>>,
 }
 
 impl Verifier {
@@ -275,6 +353,8 @@ impl Verifier {
             clock: None,
             http: None,
             resource_metadata: None,
+            feed: FeedChoice::Discover,
+            poll_interval: DEFAULT_REVOCATION_POLL_INTERVAL,
         }
     }
 
@@ -298,9 +378,33 @@ impl Verifier {
         self.inner.keys.fetches()
     }
 
-    /// Fetches the keys now, for example at startup, so the first request does not wait.
+    /// Fetches the keys and polls the revocation feed now, for example at startup, so the
+    /// first request does not wait. Fails when the keys cannot be fetched; the feed's outcome
+    /// is in [`Self::revocation_status`].
     pub async fn prefetch(&self) -> Result<(), VerifyError> {
-        JwksCache::prefetch(&self.inner.keys).await
+        // The keys first: their discovery also finds the feed.
+        let keys = JwksCache::prefetch(&self.inner.keys).await;
+        if let Some(feed) = &self.inner.revocations {
+            RevocationFeed::poll_now(feed).await;
+        }
+        keys
+    }
+
+    /// What the verifier knows of the issuer's revocation feed: whether its copy is current,
+    /// when it was last read, how many polls failed in a row, how many entries it holds.
+    /// `None` when built [without one](VerifierBuilder::without_revocation_feed).
+    pub fn revocation_status(&self) -> Option<RevocationStatus> {
+        self.inner.revocations.as_ref().map(|f| f.status())
+    }
+
+    /// Polls the revocation feed now (after a poll already running, if any) instead of
+    /// waiting for the next interval, and returns the status after it. Starts the
+    /// background polling too.
+    pub async fn poll_revocations(&self) -> Option<RevocationStatus> {
+        match &self.inner.revocations {
+            Some(feed) => Some(RevocationFeed::poll_now(feed).await),
+            None => None,
+        }
     }
 
     /// Verifies `token` and returns its claims.
@@ -325,6 +429,9 @@ impl Verifier {
             leeway: self.inner.leeway,
         };
         let claims = token.verify(&key, &expected, now)?;
+        if let Some(feed) = &self.inner.revocations {
+            RevocationFeed::check(feed, &claims).await?;
+        }
         claims.require_scopes(scopes)?;
         Ok(claims)
     }

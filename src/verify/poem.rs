@@ -348,4 +348,19 @@ mod tests {
         };
         assert_eq!(bare.www_authenticate().as_deref(), Some("Bearer"));
     }
+
+    #[test]
+    fn a_revoked_token_is_a_401_invalid_token() {
+        let revoked = BearerRejection {
+            reason: Rejection::Token(VerifyError::Revoked),
+            resource_metadata: None,
+        };
+        assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            revoked.www_authenticate().as_deref(),
+            Some(
+                "Bearer error=\"invalid_token\", error_description=\"the token has been revoked\""
+            )
+        );
+    }
 }

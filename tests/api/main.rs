@@ -26,6 +26,7 @@ mod rate_limit;
 mod redis_backends;
 mod refresh;
 mod resources;
+mod revocation_feed;
 mod revoke_introspect;
 mod sessions;
 mod store;

@@ -271,3 +271,4 @@ mod flows;
 mod input;
 mod key_rotation;
 mod refusals;
+mod revocation;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
+mod feed;
 mod support;
 pub use support::*;
 

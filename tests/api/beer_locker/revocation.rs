@@ -1,0 +1,76 @@
+//! A token revoked at Hallpass is refused at the beer locker within its poll interval plus a
+//! second: the locker polls every 200 ms here, and the test waits on the refusal, bounded.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hallpass::{
+    beer_locker::{BeerLockerConfig, BeerLockerServer},
+    store::memory::MemoryStore,
+    time::Clock,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::user_token;
+use crate::helpers::spawn_app;
+
+const POLL: Duration = Duration::from_millis(200);
+
+#[tokio::test]
+async fn a_token_revoked_at_hallpass_is_refused_at_the_beer_locker_within_the_poll_interval_plus_a_second()
+ {
+    let app = spawn_app().await;
+    let clock: Arc<dyn Clock> = app.clock.clone();
+    let config = BeerLockerConfig {
+        revocation_poll: POLL,
+        ..BeerLockerConfig::new(&app.address)
+    };
+    let server = BeerLockerServer::bind(&config, Arc::new(MemoryStore::new()), clock)
+        .await
+        .unwrap();
+    let locker = format!("http://{}/api/beers", server.local_addr());
+    tokio::spawn(server.run_until_stopped());
+    let (token, client) = user_token(&app, "beers:read").await;
+    let (other, _) = user_token(&app, "beers:read").await;
+    let http = reqwest::Client::new();
+    let get = |t: &str| http.get(&locker).bearer_auth(t).send();
+    assert_eq!(get(&token).await.unwrap().status(), StatusCode::OK);
+
+    let revoked = app
+        .post_client_form("/oauth2/revoke", &client, &[("token", &token)])
+        .await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let started = Instant::now();
+    let refused = loop {
+        let resp = get(&token).await.unwrap();
+        if resp.status() != StatusCode::OK {
+            break resp;
+        }
+        assert!(
+            started.elapsed() < POLL + Duration::from_secs(1),
+            "still accepted {:?} after the revocation",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let delay = started.elapsed();
+
+    eprintln!("refused at the beer locker {delay:?} after the revocation");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(body["error_description"], "the token has been revoked");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(
+        get(&other).await.unwrap().status(),
+        StatusCode::OK,
+        "other tokens still work"
+    );
+}
