@@ -54,9 +54,20 @@ impl LockerSlot {
 
     /// Starts a beer locker on this port trusting `app`, on `backend`, on the app's clock.
     async fn start(self, app: &TestApp, backend: &Backend) -> Locker {
+        self.start_with(app, backend, |_| {}).await
+    }
+
+    /// [`Self::start`] with `tweak` applied to the beer locker's configuration.
+    async fn start_with(
+        self,
+        app: &TestApp,
+        backend: &Backend,
+        tweak: impl FnOnce(&mut BeerLockerConfig),
+    ) -> Locker {
         let (store, cleanup) = backend.store("beer-locker-test");
         let clock: Arc<dyn Clock> = app.clock.clone();
-        let config = BeerLockerConfig::new(&app.address);
+        let mut config = BeerLockerConfig::new(&app.address);
+        tweak(&mut config);
         let server = BeerLockerServer::with_listener(&config, self.listener, store, clock)
             .expect("the beer locker starts");
         assert_eq!(server.locker().resource, self.address);

@@ -1,38 +1,24 @@
 //! A token revoked at Hallpass is refused at the beer locker within its poll interval plus a
 //! second: the locker polls every 200 ms here, and the test waits on the refusal, bounded.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use hallpass::{
-    beer_locker::{BeerLockerConfig, BeerLockerServer},
-    store::memory::MemoryStore,
-    time::Clock,
-};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::user_token;
-use crate::helpers::spawn_app;
+use super::{app_for_locker, user_token};
+use crate::helpers::Backend;
 
 const POLL: Duration = Duration::from_millis(200);
 
 #[tokio::test]
 async fn a_token_revoked_at_hallpass_is_refused_at_the_beer_locker_within_the_poll_interval_plus_a_second()
  {
-    let app = spawn_app().await;
-    let clock: Arc<dyn Clock> = app.clock.clone();
-    let config = BeerLockerConfig {
-        revocation_poll: POLL,
-        ..BeerLockerConfig::new(&app.address)
-    };
-    let server = BeerLockerServer::bind(&config, Arc::new(MemoryStore::new()), clock)
-        .await
-        .unwrap();
-    let locker = format!("http://{}/api/beers", server.local_addr());
-    tokio::spawn(server.run_until_stopped());
+    let (app, slot) = app_for_locker(|_| {}).await;
+    let locker = slot
+        .start_with(&app, &Backend::Memory, |c| c.revocation_poll = POLL)
+        .await;
+    let locker = format!("{}/api/beers", locker.address);
     let (token, client) = user_token(&app, "beers:read").await;
     let (other, _) = user_token(&app, "beers:read").await;
     let http = reqwest::Client::new();
