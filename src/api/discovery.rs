@@ -53,6 +53,9 @@ pub struct Metadata {
     /// `off`.
     #[oai(skip_serializing_if_is_none)]
     pub registration_endpoint: Option<String>,
+    /// draft-ietf-oauth-client-id-metadata-document: a `client_id` may be an https URL
+    /// serving the client's metadata; true when `HALLPASS_CLIENT_ID_METADATA_DOCUMENTS` is `on`.
+    pub client_id_metadata_document_supported: bool,
 }
 
 /// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
@@ -166,6 +169,7 @@ impl DiscoveryApi {
             service_documentation: c.url("/docs"),
             registration_endpoint: (c.dynamic_clients != crate::config::DynamicClients::Off)
                 .then(|| c.url("/oauth2/register")),
+            client_id_metadata_document_supported: c.cimd.enabled,
         }
     }
 }
