@@ -29,6 +29,8 @@ struct Canned {
     body: Vec<u8>,
     /// Streamed without `Content-Length`.
     chunked: bool,
+    /// Milliseconds to wait before answering.
+    delay_ms: u64,
 }
 
 /// A local HTTP server of metadata documents that counts the requests per path.
@@ -53,7 +55,18 @@ impl DocServer {
         let d = docs.clone();
         let ep = poem::endpoint::make(move |req: poem::Request| {
             let d = d.clone();
-            async move { d.answer(req.uri().path()) }
+            async move {
+                let delay = d
+                    .routes
+                    .lock()
+                    .unwrap()
+                    .get(req.uri().path())
+                    .map(|c| c.delay_ms);
+                if let Some(ms) = delay.filter(|ms| *ms > 0) {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                d.answer(req.uri().path())
+            }
         });
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(ep));
         docs
@@ -96,6 +109,7 @@ impl DocServer {
                 ],
                 body: serde_json::to_vec(doc).unwrap(),
                 chunked: false,
+                delay_ms: 0,
             },
         );
     }
@@ -312,6 +326,7 @@ async fn a_redirect_from_the_document_url_is_not_followed() {
             headers: vec![("location", target)],
             body: vec![],
             chunked: false,
+            delay_ms: 0,
         },
     );
     let app = app_for(Backend::Memory, &docs).await;
@@ -350,6 +365,7 @@ async fn a_document_over_the_size_limit_is_refused_even_without_content_length()
                 headers: vec![("content-type", "application/json".into())],
                 body: serde_json::to_vec(&doc).unwrap(),
                 chunked,
+                delay_ms: 0,
             },
         );
 
@@ -548,4 +564,86 @@ async fn url_client_ids_are_unknown_clients_when_the_setting_is_off() {
 
     assert!(page.contains("not registered"), "{page}");
     assert_eq!(docs.hits("/client.json"), 0);
+}
+
+/// Concurrent first uses of one URL share one fetch.
+#[tokio::test]
+async fn concurrent_first_uses_of_a_document_fetch_it_once() {
+    let docs = DocServer::start().await;
+    let client_id = docs.serve_client("/slow.json", "https://app.example/callback");
+    let mut slow = docs.routes.lock().unwrap()["/slow.json"].clone();
+    slow.delay_ms = 300;
+    docs.serve("/slow.json", slow);
+    let app = app_for(Backend::Memory, &docs).await;
+    let query = authorize_query(&client_id, "https://app.example/callback", &pkce_pair().1);
+
+    let answers = futures_join_all((0..8).map(|_| app.get_authorize(&query, None))).await;
+
+    assert!(answers.iter().all(|r| r.status() == StatusCode::OK));
+    assert_eq!(docs.hits("/slow.json"), 1);
+}
+
+/// Runs the futures concurrently on this task and collects their outputs.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// Fetches are outbound requests anyone can trigger: past the per-host limit they are
+/// refused, and the refusal is not cached.
+#[tokio::test]
+async fn fetches_past_the_per_host_limit_are_refused() {
+    let docs = DocServer::start().await;
+    let mut settings = enabled(Some(&docs));
+    settings.fetches_per_host = 2;
+    let app = spawn_app_on(Backend::Memory, move |c| c.cimd = settings).await;
+    let ids: Vec<String> = (0..3)
+        .map(|i| docs.serve_client(&format!("/c{i}.json"), "https://app.example/callback"))
+        .collect();
+    let challenge = pkce_pair().1;
+    let query = |id: &str| authorize_query(id, "https://app.example/callback", &challenge);
+
+    assert_eq!(
+        app.get_authorize(&query(&ids[0]), None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_authorize(&query(&ids[1]), None).await.status(),
+        StatusCode::OK
+    );
+    let page = assert_error_page(&app, &query(&ids[2])).await;
+
+    assert!(page.contains("Too many"), "{page}");
+    assert_eq!(docs.hits("/c2.json"), 0);
+    // Cached documents still work, and a new minute allows fetches again.
+    assert_eq!(
+        app.get_authorize(&query(&ids[0]), None).await.status(),
+        StatusCode::OK
+    );
+    app.clock.advance(60);
+    assert_eq!(
+        app.get_authorize(&query(&ids[2]), None).await.status(),
+        StatusCode::OK
+    );
 }
