@@ -68,7 +68,7 @@ impl AppState {
             passwords,
             session_secret,
         } = parts;
-        let cimd = Arc::new(crate::oauth::cimd::Resolver::new(&config.cimd, &[]));
+        let cimd = Arc::new(crate::oauth::cimd::Resolver::new(&config.cimd));
         Self {
             cimd,
             config: Arc::new(config),

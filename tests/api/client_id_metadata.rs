@@ -647,3 +647,149 @@ async fn fetches_past_the_per_host_limit_are_refused() {
         StatusCode::OK
     );
 }
+
+/// A test CA and a TLS server that answers every request with one JSON document, counting
+/// the requests.
+struct TlsDocServer {
+    port: u16,
+    ca_pem: String,
+    hits: Arc<Mutex<usize>>,
+}
+
+impl TlsDocServer {
+    async fn start() -> TlsDocServer {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(Mutex::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    *counter.lock().unwrap() += 1;
+                    let body = serde_json::to_string(&json!({
+                        "client_id": format!("https://127.0.0.1:{port}/client.json"),
+                        "client_name": "TLS Client",
+                        "redirect_uris": ["https://app.example/callback"],
+                    }))
+                    .unwrap();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=600\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsDocServer {
+            port,
+            ca_pem: ca.pem(),
+            hits,
+        }
+    }
+
+    fn client_id(&self) -> String {
+        format!("https://127.0.0.1:{}/client.json", self.port)
+    }
+
+    fn hits(&self) -> usize {
+        *self.hits.lock().unwrap()
+    }
+
+    /// Settings that allow the loopback address of the server (the only exemption: the
+    /// fetch is https, verified against the test CA when `trust_ca`).
+    fn settings(&self, trust_ca: bool) -> CimdSettings {
+        let mut s = CimdSettings {
+            enabled: true,
+            allow_hosts: AllowHosts::parse(&format!("127.0.0.1:{}", self.port)).unwrap(),
+            ..CimdSettings::default()
+        };
+        if trust_ca {
+            s.extra_roots = vec![reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()];
+        }
+        s
+    }
+}
+
+#[tokio::test]
+async fn a_document_is_fetched_over_https_from_a_server_the_test_ca_certifies() {
+    let server = TlsDocServer::start().await;
+    for backend in backends() {
+        let settings = server.settings(true);
+        let app = spawn_app_on(backend, move |c| c.cimd = settings).await;
+        let before = server.hits();
+        let user = app.user().await;
+        let session = app.login(&user).await;
+        let (_, challenge) = pkce_pair();
+        let query = authorize_query(
+            &server.client_id(),
+            "https://app.example/callback",
+            &challenge,
+        );
+
+        let page = app.get_authorize(&query, Some(&session)).await;
+
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("TLS Client"), "{html}");
+        assert!(html.contains("Unverified application from 127.0.0.1"));
+        assert_eq!(server.hits() - before, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_document_server_with_an_untrusted_certificate_is_refused() {
+    let server = TlsDocServer::start().await;
+    let settings = server.settings(false);
+    let app = spawn_app_on(Backend::Memory, move |c| c.cimd = settings).await;
+    let (_, challenge) = pkce_pair();
+
+    let page = assert_error_page(
+        &app,
+        &authorize_query(
+            &server.client_id(),
+            "https://app.example/callback",
+            &challenge,
+        ),
+    )
+    .await;
+
+    assert!(page.contains("cannot be used"), "{page}");
+    assert_eq!(server.hits(), 0);
+}

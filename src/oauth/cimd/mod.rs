@@ -117,6 +117,7 @@ impl CimdArgs {
             max_cache_secs: self.cimd_max_cache_secs,
             fetches_per_host: self.cimd_fetches_per_host,
             fetches_per_minute: self.cimd_fetches_per_minute,
+            extra_roots: Vec::new(),
         })
     }
 }
@@ -137,6 +138,9 @@ pub struct CimdSettings {
     pub fetches_per_host: u32,
     /// Fetches per minute in all (`HALLPASS_CIMD_FETCHES_PER_MINUTE`).
     pub fetches_per_minute: u32,
+    /// Certificate authorities trusted besides the web PKI roots: no environment variable;
+    /// for tests (a test CA) and applications that build their `Config` themselves.
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl Default for CimdSettings {
@@ -148,6 +152,7 @@ impl Default for CimdSettings {
             max_cache_secs: 86_400,
             fetches_per_host: 10,
             fetches_per_minute: 120,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -330,10 +335,10 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `settings`; `extra_roots` are trusted besides the web PKI (tests).
-    pub fn new(settings: &CimdSettings, extra_roots: &[reqwest::Certificate]) -> Self {
+    /// A resolver for `settings`.
+    pub fn new(settings: &CimdSettings) -> Self {
         Resolver {
-            fetcher: Fetcher::new(settings.allow_hosts.clone(), extra_roots),
+            fetcher: Fetcher::new(settings.allow_hosts.clone(), &settings.extra_roots),
             entries: Mutex::default(),
             window: Mutex::default(),
         }
