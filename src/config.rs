@@ -91,6 +91,9 @@ pub struct ConfigArgs {
         default_value = "off"
     )]
     pub dynamic_clients: DynamicClients,
+    /// Client ID Metadata Documents (URL client ids).
+    #[command(flatten)]
+    pub cimd: crate::oauth::cimd::CimdArgs,
     /// Scopes offered, as comma-separated `name=description` pairs.
     #[arg(long, env = "HALLPASS_SCOPES", default_value = DEFAULT_SCOPES)]
     pub scopes: String,
@@ -337,6 +340,9 @@ pub struct Config {
     /// Who may register clients at `/oauth2/register` (`HALLPASS_DYNAMIC_CLIENTS`); see
     /// [`crate::oauth::dynamic_client`].
     pub dynamic_clients: DynamicClients,
+    /// Client ID Metadata Documents (`HALLPASS_CLIENT_ID_METADATA_DOCUMENTS` and
+    /// `HALLPASS_CIMD_*`); see [`crate::oauth::cimd`].
+    pub cimd: crate::oauth::cimd::CimdSettings,
     /// Offered scopes (`HALLPASS_SCOPES`).
     pub scopes: Vec<ScopeDef>,
     /// Identifier of Hallpass's own API, the `aud` of tokens for it (`HALLPASS_AUDIENCE`).
@@ -415,6 +421,7 @@ impl Default for Config {
             session_ttl: 28_800,
             registration_open: true,
             dynamic_clients: DynamicClients::Off,
+            cimd: Default::default(),
             #[allow(clippy::expect_used)]
             scopes: parse_scopes(DEFAULT_SCOPES).expect("the default scopes parse"),
             audience: "http://127.0.0.1:3000".into(),
@@ -498,6 +505,7 @@ impl Config {
             session_ttl: args.session_ttl,
             registration_open: args.registration == Registration::Open,
             dynamic_clients: args.dynamic_clients,
+            cimd: args.cimd.settings().map_err(ConfigError)?,
             scopes,
             audience,
             resources,

@@ -27,6 +27,8 @@ pub struct AppState {
     pub session_key: Arc<ring::hmac::Key>,
     /// Prometheus counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The cache and fetcher of Client ID Metadata Documents (per instance).
+    pub cimd: Arc<crate::oauth::cimd::Resolver>,
 }
 
 /// What an [`AppState`] is made of, by name. [`crate::Application::builder`] assembles it
@@ -66,7 +68,9 @@ impl AppState {
             passwords,
             session_secret,
         } = parts;
+        let cimd = Arc::new(crate::oauth::cimd::Resolver::new(&config.cimd));
         Self {
+            cimd,
             config: Arc::new(config),
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),

@@ -56,6 +56,9 @@ pub struct Metadata {
     /// Hallpass extension: the revocation feed (`GET`), which resource servers verifying
     /// tokens offline poll to refuse revoked tokens (`hallpass::verify` does).
     pub hallpass_revocation_feed_endpoint: String,
+    /// draft-ietf-oauth-client-id-metadata-document: a `client_id` may be an https URL
+    /// serving the client's metadata; true when `HALLPASS_CLIENT_ID_METADATA_DOCUMENTS` is `on`.
+    pub client_id_metadata_document_supported: bool,
 }
 
 /// One public key (RFC 7517 §4) and a JWK Set (§5): the one JWK type, from [`crate::jose`].
@@ -170,6 +173,7 @@ impl DiscoveryApi {
             registration_endpoint: (c.dynamic_clients != crate::config::DynamicClients::Off)
                 .then(|| c.url("/oauth2/register")),
             hallpass_revocation_feed_endpoint: c.url("/oauth2/revocations"),
+            client_id_metadata_document_supported: c.cimd.enabled,
         }
     }
 }

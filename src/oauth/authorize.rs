@@ -198,10 +198,18 @@ pub async fn validate(
     let Some(client_id) = get("client_id") else {
         return Err(AuthorizeError::Page("The request has no client_id.".into()));
     };
-    let Some(client) = client::get(state, client_id).await? else {
-        return Err(AuthorizeError::Page(
-            "The application that sent you here is not registered.".into(),
-        ));
+    let client = if crate::oauth::cimd::applies(&state.config, client_id) {
+        // An unusable document is the error page: its redirect URIs are not trusted.
+        crate::oauth::cimd::resolve(state, client_id)
+            .await
+            .map_err(|e| AuthorizeError::Page(e.0))?
+    } else {
+        let Some(client) = client::get(state, client_id).await? else {
+            return Err(AuthorizeError::Page(
+                "The application that sent you here is not registered.".into(),
+            ));
+        };
+        client
     };
     let redirect_uri = match get("redirect_uri") {
         Some(uri) if client.accepts_redirect_uri(uri) => uri.to_string(),

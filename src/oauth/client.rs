@@ -97,6 +97,18 @@ impl Client {
         self.registration_token_hash.is_some()
     }
 
+    /// Whether the client is identified by a URL whose metadata document describes it
+    /// ([`crate::oauth::cimd`]): no owner, never first-party, shown as unverified.
+    pub fn is_metadata_document(&self) -> bool {
+        crate::oauth::cimd::is_url_id(&self.client_id)
+    }
+
+    /// Whether the consent page may present the client as known: neither self-registered
+    /// (RFC 7591) nor identified by a metadata document.
+    pub fn is_verified(&self) -> bool {
+        !self.is_dynamic() && !self.is_metadata_document()
+    }
+
     /// Whether a user owns the client (and so may manage it through `/api/clients`).
     pub fn has_owner(&self) -> bool {
         !self.owner.is_empty()
@@ -409,9 +421,13 @@ impl Client {
     }
 }
 
-/// The client with this id: a registered one, or the built-in docs client
-/// ([`crate::oauth::docs_client`]).
+/// The client with this id: a registered one, the built-in docs client
+/// ([`crate::oauth::docs_client`]), or one a metadata document describes
+/// ([`crate::oauth::cimd`]; `None` when its document cannot be used).
 pub async fn get(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if crate::oauth::cimd::applies(&state.config, client_id) {
+        return Ok(crate::oauth::cimd::resolve(state, client_id).await.ok());
+    }
     if client_id.is_empty() || client_id.len() > 128 {
         return Ok(None);
     }
@@ -544,6 +560,18 @@ pub async fn authenticate(
             ));
         }
     };
+    if crate::oauth::cimd::applies(&state.config, &id) {
+        // A URL client id is public and its document is public: nothing to hide, so the
+        // error says what is wrong.
+        if method != AuthMethod::None {
+            return Err(OAuthError::invalid_client(
+                "a client identified by a metadata document URL is public: send client_id without a secret (token_endpoint_auth_method none)",
+            ));
+        }
+        return crate::oauth::cimd::resolve(state, &id)
+            .await
+            .map_err(|e| OAuthError::invalid_client(e.0));
+    }
     let client = get(state, &id).await?;
     let presented = sha256_b64(secret.as_deref().unwrap_or_default().as_bytes());
     let stored = client

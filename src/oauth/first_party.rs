@@ -37,6 +37,11 @@ pub fn parse_setting(raw: &str) -> Result<BTreeSet<String>, String> {
                 "HALLPASS_FIRST_PARTY_CLIENTS / --first-party-clients: {id:?} is not a client id; give comma-separated client ids"
             ));
         }
+        if crate::oauth::cimd::is_url_id(id) {
+            return Err(format!(
+                "HALLPASS_FIRST_PARTY_CLIENTS / --first-party-clients: {id:?} is a client ID metadata document URL, which is never first-party"
+            ));
+        }
         if crate::oauth::dynamic_client::is_dynamic_id(id) {
             return Err(format!(
                 "HALLPASS_FIRST_PARTY_CLIENTS / --first-party-clients: {id:?} is a dynamically registered client, which is never first-party; register your own application with the management API"
@@ -52,7 +57,9 @@ pub fn parse_setting(raw: &str) -> Result<BTreeSet<String>, String> {
 ///
 /// [`ID_PREFIX`]: crate::oauth::dynamic_client::ID_PREFIX
 pub fn is_first_party(config: &Config, client_id: &str) -> bool {
-    if crate::oauth::dynamic_client::is_dynamic_id(client_id) {
+    if crate::oauth::dynamic_client::is_dynamic_id(client_id)
+        || crate::oauth::cimd::is_url_id(client_id)
+    {
         return false;
     }
     BUILT_IN.contains(&client_id) || config.first_party_clients.contains(client_id)

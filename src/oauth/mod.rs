@@ -6,6 +6,7 @@
 //! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
 //! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names.
 //! - [`client`]: client registration and client authentication.
+//! - [`cimd`]: clients identified by a URL (Client ID Metadata Documents), fetched and cached.
 //! - [`users`]: user accounts and caller authentication for the management API.
 //! - [`username`], [`passwords`]: the RFC 8265 username profile, the new-password policy.
 //! - [`refresh`]: rotating refresh-token families with reuse detection.
@@ -28,6 +29,7 @@
 //! - [`pkce`], [`scope`]: RFC 7636 and RFC 6749 §3.3 helpers.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client;
 pub mod client_update;
 pub mod consent;

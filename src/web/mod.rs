@@ -234,6 +234,21 @@ async fn asking_app(state: &AppState, return_to: &str) -> Option<String> {
         .map(|c| c.client_name)
 }
 
+/// What the consent page says about who runs `client`; `doc_host` is its id's host when it
+/// is a metadata document URL.
+fn consent_trust<'a>(client: &crate::oauth::client::Client, doc_host: &'a str) -> pages::Trust<'a> {
+    if client.is_metadata_document() {
+        pages::Trust::MetadataDocument {
+            host: doc_host,
+            loopback_only: crate::oauth::cimd::loopback_only(client),
+        }
+    } else if client.is_verified() {
+        pages::Trust::Verified
+    } else {
+        pages::Trust::SelfRegistered
+    }
+}
+
 /// Only local paths back into the authorization flow (or home) may follow a login.
 fn safe_return_to(raw: &str) -> &str {
     let ok = raw == "/"
@@ -311,13 +326,17 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
         })
         .collect();
     let host = crate::oauth::redirect_uri::display_target(&areq.redirect_uri);
+    let doc_host = url::Url::parse(&client.client_id)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     let txn = authorize::seal_pending(state, &session, &areq);
     let this_request = format!("/oauth2/authorize?{}", authorize::query_after_login(query));
     html(
         StatusCode::OK,
         pages::consent(
             &client.client_name,
-            !client.is_dynamic(),
+            consent_trust(&client, &doc_host),
             &host,
             &user.username,
             pages::Asked {

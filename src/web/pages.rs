@@ -76,12 +76,28 @@ pub struct Asked<'a> {
     pub resources: &'a [(String, String)],
 }
 
-/// The consent page: who asks, for whom, for what, and at which services. `verified` is
-/// false for a client that registered itself (RFC 7591): its name is whatever its
-/// registrant chose, and the page says so.
+/// What the consent page can say about who runs the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust<'a> {
+    /// Registered by a user or the operator.
+    Verified,
+    /// Registered itself (RFC 7591): its name is whatever its registrant chose.
+    SelfRegistered,
+    /// Identified by a metadata document URL: `host` serves it (the one thing known), and
+    /// `loopback_only` when every redirect URI is a loopback one.
+    MetadataDocument {
+        /// The document URL's host, shown prominently.
+        host: &'a str,
+        /// Every redirect URI is on a loopback host.
+        loopback_only: bool,
+    },
+}
+
+/// The consent page: who asks, for whom, for what, and at which services. `trust` says
+/// whether the client's name can be believed; when not, the page says so.
 pub fn consent(
     client_name: &str,
-    verified: bool,
+    trust: Trust<'_>,
     redirect_host: &str,
     username: &str,
     asked: Asked<'_>,
@@ -114,14 +130,28 @@ pub fn consent(
             .collect();
         format!("<p>It will use this access at:</p>\n<ul class=\"resources\">{names}</ul>\n")
     };
-    let unverified = if verified {
-        String::new()
-    } else {
-        format!(
+    let unverified = match trust {
+        Trust::Verified => String::new(),
+        Trust::SelfRegistered => format!(
             r#"<p class="error" role="note"><strong>Unverified application.</strong> It registered itself with Hallpass, which has not checked who runs it: the name “{client}” is its own claim. Allow access only if you started this from an application you trust at <code>{host}</code>.</p>"#,
             client = escape(client_name),
             host = escape(redirect_host),
-        )
+        ),
+        Trust::MetadataDocument {
+            host: doc_host,
+            loopback_only,
+        } => {
+            let loopback = if loopback_only {
+                r#"<p class="error" role="note"><strong>This application runs on your device.</strong> It receives the answer on a local address, so any program on this computer could present itself under this name.</p>"#
+            } else {
+                ""
+            };
+            format!(
+                r#"<p class="error" role="note"><strong>Unverified application from {doc_host}.</strong> It is described by a document on <strong>{doc_host}</strong>; Hallpass has not checked who runs it, and the name “{client}” is its own claim. Allow access only if you trust <strong>{doc_host}</strong>.</p>{loopback}"#,
+                client = escape(client_name),
+                doc_host = escape(doc_host),
+            )
+        }
     };
     layout(
         "Allow access?",
@@ -203,7 +233,7 @@ mod tests {
     fn every_shown_value_is_escaped() {
         let page = consent(
             "<script>x</script>",
-            false,
+            Trust::SelfRegistered,
             "a\"b",
             "u&u",
             Asked {

@@ -9,6 +9,7 @@ mod authorize;
 mod backends;
 mod beer_locker;
 mod cli;
+mod client_id_metadata;
 mod connections;
 mod consent;
 mod cors;
