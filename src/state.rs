@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The cache and fetcher of Client ID Metadata Documents (per instance).
     pub cimd: Arc<crate::oauth::cimd::Resolver>,
+    /// The revocation feed's short-lived copy (per instance).
+    pub feed_cache: Arc<crate::oauth::revocation_feed::FeedCache>,
 }
 
 /// What an [`AppState`] is made of, by name. [`crate::Application::builder`] assembles it
@@ -71,6 +73,7 @@ impl AppState {
         let cimd = Arc::new(crate::oauth::cimd::Resolver::new(&config.cimd));
         Self {
             cimd,
+            feed_cache: Arc::default(),
             config: Arc::new(config),
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),

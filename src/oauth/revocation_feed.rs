@@ -20,6 +20,11 @@
 //! each entry's end): adding is one atomic script that also drops the ended entries, reading
 //! is one `ZRANGEBYSCORE`, so building the feed is O(entries) and never crosses hash slots.
 //!
+//! The feed is public, so [`read`] keeps what it read for up to [`CACHE_FOR`] (one read at a
+//! time: concurrent requests wait for it): a flood of feed requests costs the store at most
+//! one read per second per instance. A revocation made on this instance clears the copy at
+//! once; one made on another instance is seen here within [`CACHE_FOR`].
+//!
 //! Users and clients appear only as SHA-256 digests (base64url): the feed is public, and it
 //! names no user and no client to someone who does not already hold a token of theirs. `jti`s
 //! are random and appear as they are.
@@ -68,6 +73,21 @@ pub struct Feed {
     pub etag: String,
 }
 
+/// How long [`read`] serves its copy of the feed without reading the store again.
+pub const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The copy [`read`] keeps (per [`AppState`], so per instance): the feed, when it was read
+/// (monotonic), and the store clock's second it was built for (a moved test clock is a miss).
+#[derive(Debug, Default)]
+pub struct FeedCache(tokio::sync::Mutex<Option<(Feed, std::time::Instant, u64)>>);
+
+impl FeedCache {
+    /// Drops the copy: the next [`read`] reads the store.
+    async fn clear(&self) {
+        *self.0.lock().await = None;
+    }
+}
+
 /// Adds the access token `jti`, which expires at `exp`, to the feed until it expires.
 pub async fn revoke_jti(state: &AppState, jti: &str, exp: u64) -> Result<(), OAuthError> {
     let now = state.now();
@@ -79,6 +99,7 @@ pub async fn revoke_jti(state: &AppState, jti: &str, exp: u64) -> Result<(), OAu
         .store
         .expiring_add(schema::REVOCATIONS, &format!("j {jti}"), until, now)
         .await?;
+    state.feed_cache.clear().await;
     Ok(())
 }
 
@@ -97,16 +118,27 @@ pub async fn add_rule(state: &AppState, rule: Rule<'_>, cutoff: u64) -> Result<(
         .store
         .expiring_add(schema::REVOCATIONS, &member, until, now)
         .await?;
+    state.feed_cache.clear().await;
     Ok(())
 }
 
-/// The feed now: one store read.
+/// The feed now: the copy of the last [`CACHE_FOR`], or one store read.
 pub async fn read(state: &AppState) -> Result<Feed, OAuthError> {
+    let now = state.now();
+    let mut cached = state.feed_cache.0.lock().await;
+    if let Some((feed, at, built_for)) = cached.as_ref()
+        && *built_for == now
+        && at.elapsed() < CACHE_FOR
+    {
+        return Ok(feed.clone());
+    }
     let members = state
         .store
-        .expiring_members(schema::REVOCATIONS, state.now())
+        .expiring_members(schema::REVOCATIONS, now)
         .await?;
-    Ok(build(&members))
+    let feed = build(&members);
+    *cached = Some((feed.clone(), std::time::Instant::now(), now));
+    Ok(feed)
 }
 
 /// The feed of the store's members (`(member, until)`): parsed, rules of one subject merged

@@ -288,3 +288,40 @@ async fn entries_leave_the_feed_once_the_tokens_they_name_have_expired() {
     })
     .await;
 }
+
+/// The feed is public: within `CACHE_FOR` it is served from the instance's copy, so a flood
+/// of requests does not read the store each time; a revocation made here clears the copy.
+#[tokio::test]
+async fn the_feed_is_served_from_a_short_lived_copy_that_a_local_revocation_clears() {
+    let app = crate::helpers::spawn_app().await;
+    let started = std::time::Instant::now();
+    let before = feed(&app).await;
+    // Written behind the feed's back (as another instance would): not in the copy yet.
+    let until = app.state.now() + 600;
+    app.state
+        .store
+        .expiring_add(
+            hallpass::store::schema::REVOCATIONS,
+            "j from-elsewhere",
+            until,
+            app.state.now(),
+        )
+        .await
+        .unwrap();
+    let cached = feed(&app).await;
+    if started.elapsed() < hallpass::oauth::revocation_feed::CACHE_FOR {
+        assert_eq!(cached, before, "served from the copy");
+        assert!(!lists_jti(&cached, "from-elsewhere"));
+    }
+
+    hallpass::oauth::revocation_feed::revoke_jti(&app.state, "from-here", until)
+        .await
+        .unwrap();
+    let fresh = feed(&app).await;
+
+    assert!(
+        lists_jti(&fresh, "from-here"),
+        "a local revocation clears the copy"
+    );
+    assert!(lists_jti(&fresh, "from-elsewhere"));
+}
