@@ -169,6 +169,7 @@ async fn authorization_code(
         jti: jti.clone(),
         exp,
         family: wants_refresh.then(random_id),
+        client_id: grant.req.client_id.clone(),
     };
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
     state
@@ -266,6 +267,10 @@ struct Redeemed {
     jti: String,
     exp: u64,
     family: Option<String>,
+    /// The client the code was issued to (the token's `client_id`); empty in records written
+    /// before it was kept.
+    #[serde(default)]
+    client_id: String,
 }
 
 /// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its
@@ -277,7 +282,7 @@ async fn revoke_if_replayed(state: &AppState, code: &str) -> Result<(), OAuthErr
         .await?
     {
         tracing::warn!("authorization code replayed; revoking the tokens it was exchanged for");
-        revocation::deny_jti(state, &r.jti, r.exp, state.now()).await?;
+        revocation::deny_jti(state, &r.jti, r.exp, &r.client_id, state.now()).await?;
         if let Some(family) = r.family {
             refresh::revoke_family(state, &family).await?;
         }

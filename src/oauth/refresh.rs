@@ -330,7 +330,7 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<(), OAut
     if let Some(fam) = state.store.take_json::<Family>(&key).await? {
         let now = state.now();
         for (jti, exp) in &fam.access {
-            revocation::deny_jti(state, jti, *exp, now).await?;
+            revocation::deny_jti(state, jti, *exp, &fam.client_id, now).await?;
         }
         state
             .store

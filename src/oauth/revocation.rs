@@ -16,8 +16,15 @@ use crate::{
     token::{AccessClaims, LEEWAY},
 };
 
-/// Denies the access token `jti` until it expires, here and in the revocation feed.
-pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result<(), OAuthError> {
+/// Denies the access token `jti` of client `client_id` until it expires, here and in the
+/// revocation feed.
+pub async fn deny_jti(
+    state: &AppState,
+    jti: &str,
+    exp: u64,
+    client_id: &str,
+    now: u64,
+) -> Result<(), OAuthError> {
     if exp + LEEWAY <= now {
         return Ok(());
     }
@@ -26,7 +33,7 @@ pub async fn deny_jti(state: &AppState, jti: &str, exp: u64, now: u64) -> Result
         .store
         .put(&schema::denied(jti), b"1", Some(ttl))
         .await?;
-    crate::oauth::revocation_feed::revoke_jti(state, jti, exp).await
+    crate::oauth::revocation_feed::revoke_jti(state, jti, exp, client_id).await
 }
 
 /// Whether the access token `jti` was revoked.
@@ -89,7 +96,14 @@ pub async fn revoke(
     if looks_like_jwt(token) {
         if let Ok(claims) = state.verify_issued_access_token(token) {
             if claims.client_id == client.client_id {
-                deny_jti(state, &claims.jti, claims.exp, state.now()).await?;
+                deny_jti(
+                    state,
+                    &claims.jti,
+                    claims.exp,
+                    &claims.client_id,
+                    state.now(),
+                )
+                .await?;
                 tracing::info!("access token revoked");
             }
         }

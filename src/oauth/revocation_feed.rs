@@ -88,12 +88,36 @@ impl FeedCache {
     }
 }
 
-/// Adds the access token `jti`, which expires at `exp`, to the feed until it expires.
-pub async fn revoke_jti(state: &AppState, jti: &str, exp: u64) -> Result<(), OAuthError> {
+/// At most this many `jti`s of one client's tokens enter the feed per access-token lifetime;
+/// after that, [`revoke_jti`] adds a rule for the whole client instead (fail closed), so one
+/// client cannot grow the feed past what verifiers accept.
+pub const MAX_JTIS_PER_CLIENT: i64 = 1000;
+
+/// Adds the access token `jti` of client `client_id`, which expires at `exp`, to the feed
+/// until it expires; past [`MAX_JTIS_PER_CLIENT`] for that client, a client rule refusing
+/// every token of it issued until now instead.
+pub async fn revoke_jti(
+    state: &AppState,
+    jti: &str,
+    exp: u64,
+    client_id: &str,
+) -> Result<(), OAuthError> {
     let now = state.now();
     let until = exp + LEEWAY;
     if until <= now || jti.is_empty() || jti.contains(' ') {
         return Ok(());
+    }
+    let window = std::time::Duration::from_secs(state.config.access_token_ttl + LEEWAY);
+    let counted = state
+        .store
+        .incr(&schema::feed_jtis(client_id), 1, window)
+        .await?;
+    if counted > MAX_JTIS_PER_CLIENT {
+        tracing::warn!(
+            client_id,
+            "revocation feed: too many revoked tokens of one client; refusing all of its tokens issued until now instead"
+        );
+        return add_rule(state, Rule::Client(client_id), now).await;
     }
     state
         .store

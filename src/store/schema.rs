@@ -107,6 +107,10 @@ pub const KEYS: &[KeyShape] = &[
         lifetime: "each entry: until the tokens it names have expired",
     },
     KeyShape {
+        pattern: "feed_jtis:<client_id>",
+        lifetime: "access-token lifetime + 30 s",
+    },
+    KeyShape {
         pattern: "throttle:<limit>:<subject>:<window number>",
         lifetime: "one window (`HALLPASS_RATE_LIMIT_WINDOW`)",
     },
@@ -264,6 +268,13 @@ pub fn tokens_not_before_user(sub: &str) -> String {
 /// after which it can be dropped. One key, so the feed is read in one command on a Redis
 /// Cluster too.
 pub const REVOCATIONS: &str = "revocations";
+
+/// `feed_jtis:<client_id>`: how many `jti`s of this client's tokens entered the revocation
+/// feed lately (a counter that lives an access-token lifetime), which bounds one client's
+/// share of the feed.
+pub fn feed_jtis(client_id: &str) -> String {
+    format!("feed_jtis:{}", escape(client_id))
+}
 
 /// The parts of a rate-limit subject (an account, an IP, a client id), each escaped and
 /// joined with `:`.

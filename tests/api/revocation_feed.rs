@@ -314,7 +314,7 @@ async fn the_feed_is_served_from_a_short_lived_copy_that_a_local_revocation_clea
         assert!(!lists_jti(&cached, "from-elsewhere"));
     }
 
-    hallpass::oauth::revocation_feed::revoke_jti(&app.state, "from-here", until)
+    hallpass::oauth::revocation_feed::revoke_jti(&app.state, "from-here", until, "a-client")
         .await
         .unwrap();
     let fresh = feed(&app).await;
@@ -324,4 +324,36 @@ async fn the_feed_is_served_from_a_short_lived_copy_that_a_local_revocation_clea
         "a local revocation clears the copy"
     );
     assert!(lists_jti(&fresh, "from-elsewhere"));
+}
+
+/// One client cannot grow the feed without bound: past `MAX_JTIS_PER_CLIENT` revoked `jti`s
+/// of its tokens, a revocation becomes one rule refusing every token of the client issued
+/// until then (fail closed), and other clients' `jti`s still enter as `jti`s.
+#[tokio::test]
+async fn past_its_share_a_clients_revocations_become_one_client_rule() {
+    use hallpass::oauth::revocation_feed::{MAX_JTIS_PER_CLIENT, revoke_jti};
+    let app = crate::helpers::spawn_app().await;
+    let until = app.state.now() + 600;
+    for i in 0..MAX_JTIS_PER_CLIENT {
+        revoke_jti(&app.state, &format!("busy-{i}"), until, "busy")
+            .await
+            .unwrap();
+    }
+    revoke_jti(&app.state, "busy-one-too-many", until, "busy")
+        .await
+        .unwrap();
+    revoke_jti(&app.state, "quiet-1", until, "quiet")
+        .await
+        .unwrap();
+
+    let f = feed(&app).await;
+    assert_eq!(
+        f["revoked"].as_array().unwrap().len() as i64,
+        MAX_JTIS_PER_CLIENT + 1,
+        "the busy client's share and the quiet client's one"
+    );
+    assert!(!lists_jti(&f, "busy-one-too-many"));
+    assert!(lists_jti(&f, "quiet-1"));
+    assert_eq!(rule(&f, None, Some("busy")), Some(app.state.now()));
+    assert_eq!(rule(&f, None, Some("quiet")), None);
 }
