@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::{
+    StatusCode,
+    header::{self, HeaderMap},
+};
 use url::Url;
 
 use crate::uri::is_loopback_host;
@@ -115,4 +118,45 @@ pub(super) async fn send(
         url: url.into(),
         response,
     })
+}
+
+/// What the verifier reads in the issuer's RFC 8414 metadata.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct IssuerMetadata {
+    /// The issuer the metadata names (checked equal to the configured one).
+    pub(super) issuer: String,
+    /// Where the signing keys are; required by the key cache, not by the feed poller.
+    pub(super) jwks_uri: Option<String>,
+    /// Hallpass's revocation feed, when the issuer publishes one.
+    pub(super) hallpass_revocation_feed_endpoint: Option<String>,
+}
+
+/// Fetches the issuer metadata at `url` with `http` and checks that it names exactly
+/// `issuer` (RFC 8414 §3.3): the one discovery of the key cache and the feed poller.
+pub(super) async fn issuer_metadata(
+    http: &reqwest::Client,
+    url: &str,
+    issuer: &str,
+) -> Result<IssuerMetadata, FetchError> {
+    let request = http.get(url).header(header::ACCEPT, "application/json");
+    let response = send(request, url).await?;
+    if !response.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.into(),
+            status: response.status(),
+        });
+    }
+    let body = response.body().await?;
+    let metadata: IssuerMetadata =
+        serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
+    if metadata.issuer != issuer {
+        return Err(FetchError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: metadata.issuer,
+        });
+    }
+    Ok(metadata)
 }

@@ -311,46 +311,24 @@ impl JwksCache {
     }
 
     async fn discover(&self, metadata_url: &str) -> Result<String, FetchError> {
-        let request = self
-            .policy
-            .http
-            .get(metadata_url)
-            .header(header::ACCEPT, "application/json");
-        let response = fetch::send(request, metadata_url).await?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status {
+        let metadata =
+            fetch::issuer_metadata(&self.policy.http, metadata_url, &self.policy.issuer).await?;
+        let Some(jwks_uri) = metadata.jwks_uri else {
+            return Err(FetchError::Parse {
                 url: metadata_url.into(),
-                status: response.status(),
+                reason: "missing field `jwks_uri`".into(),
             });
-        }
-        let body = response.body().await?;
-        #[derive(Deserialize)]
-        struct Metadata {
-            issuer: String,
-            jwks_uri: String,
-            hallpass_revocation_feed_endpoint: Option<String>,
-        }
-        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
-            url: metadata_url.into(),
-            reason: e.to_string(),
-        })?;
-        // RFC 8414 §3.3: the metadata must name exactly the issuer it was fetched for.
-        if metadata.issuer != self.policy.issuer {
-            return Err(FetchError::IssuerMismatch {
-                expected: self.policy.issuer.clone(),
-                found: metadata.issuer,
-            });
-        }
+        };
         *self
             .policy
             .advertised_feed
             .lock()
             .unwrap_or_else(PoisonError::into_inner) =
             Some(metadata.hallpass_revocation_feed_endpoint);
-        if fetchable_url(&metadata.jwks_uri).is_none() {
-            return Err(FetchError::InsecureJwksUri(metadata.jwks_uri));
+        if fetchable_url(&jwks_uri).is_none() {
+            return Err(FetchError::InsecureJwksUri(jwks_uri));
         }
-        Ok(metadata.jwks_uri)
+        Ok(jwks_uri)
     }
 
     /// Seconds to cache a JWKS response: its `max-age` (`no-cache`/`no-store` count as 0),

@@ -438,34 +438,8 @@ impl RevocationFeed {
 
     /// The feed URL from the issuer's metadata; `None` when it advertises none.
     async fn discover(&self, metadata_url: &str) -> Result<Option<String>, FetchError> {
-        let request = self
-            .policy
-            .http
-            .get(metadata_url)
-            .header(header::ACCEPT, "application/json");
-        let response = fetch::send(request, metadata_url).await?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status {
-                url: metadata_url.into(),
-                status: response.status(),
-            });
-        }
-        let body = response.body().await?;
-        #[derive(Deserialize)]
-        struct Metadata {
-            issuer: String,
-            hallpass_revocation_feed_endpoint: Option<String>,
-        }
-        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
-            url: metadata_url.into(),
-            reason: e.to_string(),
-        })?;
-        if metadata.issuer != self.policy.issuer {
-            return Err(FetchError::IssuerMismatch {
-                expected: self.policy.issuer.clone(),
-                found: metadata.issuer,
-            });
-        }
+        let metadata =
+            fetch::issuer_metadata(&self.policy.http, metadata_url, &self.policy.issuer).await?;
         match metadata.hallpass_revocation_feed_endpoint {
             None => Ok(None),
             Some(url) if fetchable_url(&url).is_some() => Ok(Some(url)),
