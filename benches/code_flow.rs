@@ -41,17 +41,14 @@ use std::{
 use hallpass::{
     config::Config,
     oauth::{client, users},
-    store::{
-        Store,
-        memory::MemoryStore,
-        redis::{RedisOptions, RedisStore, RedisTarget},
-    },
     testing::TestServer,
 };
 use reqwest::{StatusCode, header};
 
 #[path = "support/signing_rate.rs"]
 mod signing_rate;
+#[path = "support/store.rs"]
+mod store;
 
 const SERVER_THREAD: &str = "hp-server";
 const PASSWORD: &str = "bench password 42";
@@ -101,22 +98,6 @@ struct Target {
     alg: hallpass::config::SigningAlg,
 }
 
-fn open_store() -> (Arc<dyn Store>, &'static str) {
-    let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
-    if let Some(urls) = std::env::var("REDIS_CLUSTER_URLS")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        let seeds = urls.split(',').map(|u| u.trim().to_string()).collect();
-        let store = RedisStore::open(RedisOptions::new(RedisTarget::Cluster(seeds), &prefix));
-        return (Arc::new(store), "redis-cluster");
-    }
-    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty()) {
-        return (Arc::new(RedisStore::new(&url, &prefix).unwrap()), "redis");
-    }
-    (Arc::new(MemoryStore::new()), "memory")
-}
-
 /// Rate limits out of the way: every virtual browser signs in from 127.0.0.1, over and over.
 fn no_limits(c: &mut Config) {
     let r = &mut c.rate_limits;
@@ -152,7 +133,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (store, store_name) = server_rt.block_on(async { open_store() });
+    let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
+    let (store, store_name) = server_rt.block_on(async { store::open_store(&prefix) });
     let (_server, target) = server_rt.block_on(async move {
         let server = TestServer::spawn(store, no_limits).await.unwrap();
         let state = &server.state;

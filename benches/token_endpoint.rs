@@ -28,17 +28,14 @@ use std::{
 
 use hallpass::{
     oauth::{client, users},
-    store::{
-        Store,
-        memory::MemoryStore,
-        redis::{RedisOptions, RedisStore, RedisTarget},
-    },
     testing::TestServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/signing_rate.rs"]
 mod signing_rate;
+#[path = "support/store.rs"]
+mod store;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -62,31 +59,8 @@ fn main() {
     let rate = env_u64("BENCH_RATE", 0);
     let (_servers, ports, client_id, secret, store_name, alg) = server_rt.block_on(async {
         let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
-        let cluster = std::env::var("REDIS_CLUSTER_URLS")
-            .ok()
-            .filter(|v| !v.is_empty());
-        let node = std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty());
-        let open = || -> Arc<dyn Store> {
-            if let Some(urls) = &cluster {
-                let seeds = urls.split(',').map(|u| u.trim().to_string()).collect();
-                Arc::new(RedisStore::open(RedisOptions::new(
-                    RedisTarget::Cluster(seeds),
-                    &prefix,
-                )))
-            } else if let Some(url) = &node {
-                Arc::new(RedisStore::new(url, &prefix).unwrap())
-            } else {
-                Arc::new(MemoryStore::new())
-            }
-        };
-        let name = if cluster.is_some() {
-            "redis-cluster"
-        } else if node.is_some() {
-            "redis"
-        } else {
-            "memory"
-        };
-        let shared = open();
+        let open = || store::open_store(&prefix).0;
+        let (shared, name) = store::open_store(&prefix);
         let dir = std::env::temp_dir().join(format!(
             "hallpass-bench-keys-{}",
             hallpass::crypto::random_id()
