@@ -21,6 +21,9 @@
 //! - `remembered`: a live session and remembered consent: authorize (redirects with the
 //!   code at once) → token.
 //!
+//! On Redis (`REDIS_URL`), each mode also prints how many Redis commands one flow costs, as
+//! Redis counts them (`INFO stats`).
+//!
 //! Prints the machine's reference first (JWT signatures per second on one core with the
 //! server's key type, `support/signing_rate.rs`), then, per mode: flows/s, p50 and p99 of a
 //! whole flow, and the server's CPU time per flow, also as a multiple of a
@@ -203,7 +206,50 @@ fn main() {
             report.p99.as_secs_f64() * 1e3,
             per_flow_us,
         );
+        if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
+            && store_name == "redis"
+        {
+            let n = client_rt.block_on(redis_commands_per_flow(&url, mode, target.clone()));
+            println!("  {:<18} {n} Redis commands per flow", "");
+        }
     }
+}
+
+/// Redis commands one flow of `mode` costs, counted by Redis itself
+/// (`total_commands_processed`, less the counting's own `INFO`s); one browser, nothing else
+/// running.
+async fn redis_commands_per_flow(url: &str, mode: Mode, target: Arc<Target>) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    async fn processed(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(conn)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    }
+    let mut browser = Browser::new(target, 0);
+    if matches!(mode, Mode::Consent | Mode::Remembered) {
+        browser.sign_in().await;
+        browser.flow(true).await;
+    }
+    let a = processed(&mut conn).await;
+    let b = processed(&mut conn).await;
+    match mode {
+        Mode::ClientCredentials => browser.client_credentials().await,
+        Mode::Fresh => {
+            browser.session = None;
+            browser.flow(true).await;
+        }
+        Mode::Consent => browser.flow(true).await,
+        Mode::Remembered => browser.flow(false).await,
+    }
+    let c = processed(&mut conn).await;
+    (c - b) - (b - a)
 }
 
 struct Report {

@@ -13,8 +13,15 @@
 //! Requests are pre-serialised bytes and responses are read by `Content-Length`, so the
 //! generator costs little next to the server. Prints throughput and latency percentiles.
 //!
+//! `BENCH_PIN=1` pins the server's threads to CPU 0 and the generator's to CPU 1, and
+//! measures the reference on CPU 0 (`support/pin.rs`): with `BENCH_SERVER_THREADS=1` that is
+//! the one-core measure, tokens/s and signatures/s on the same core. `BENCH_REQUEST=healthz`
+//! sends `GET /healthz` instead: the floor of one request through the same connections,
+//! middleware and router, with no store, client or signature.
+//!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench token_endpoint
+//! REDIS_URL=redis://127.0.0.1:6379 BENCH_PIN=1 BENCH_SERVER_THREADS=1 cargo bench --bench token_endpoint
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_INSTANCES=2 cargo bench --bench token_endpoint
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_SECS=600 BENCH_RATE=2000 cargo bench --bench token_endpoint
 //! ```
@@ -32,6 +39,8 @@ use hallpass::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/pin.rs"]
+mod pin;
 #[path = "support/signing_rate.rs"]
 mod signing_rate;
 #[path = "support/store.rs"]
@@ -52,6 +61,7 @@ fn main() {
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server_threads)
+        .on_thread_start(|| pin::this_thread(0))
         .enable_all()
         .build()
         .unwrap();
@@ -99,9 +109,17 @@ fn main() {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
     let body = "grant_type=client_credentials";
+    // `BENCH_REQUEST=healthz` measures the floor instead: `GET /healthz` through the same
+    // connections, middleware and router, with no store, no client and no signature.
+    let healthz = std::env::var("BENCH_REQUEST").is_ok_and(|v| v == "healthz");
     let requests: Vec<Arc<[u8]>> = ports
         .iter()
         .map(|port| {
+            if healthz {
+                return format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+                    .into_bytes()
+                    .into();
+            }
             format!(
                 "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
@@ -115,6 +133,7 @@ fn main() {
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
+        .on_thread_start(|| pin::this_thread(1))
         .enable_all()
         .build()
         .unwrap();
@@ -174,7 +193,13 @@ fn main() {
     let n = latencies.len();
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "token_endpoint client_credentials store={store_name} instances={instances} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs} rate={rate}"
+        "token_endpoint {} store={store_name} instances={instances} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs} rate={rate} pinned={}",
+        if healthz {
+            "healthz"
+        } else {
+            "client_credentials"
+        },
+        pin::enabled()
     );
     println!(
         "  {n} requests, {errors} errors, {:.0} tokens/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -184,7 +209,8 @@ fn main() {
         latencies[n - 1].as_secs_f64() * 1e3,
     );
     println!("  RSS {rss_start} KiB at the start, {rss_end} KiB at the end");
-    let reference = signing_rate::signing_rate(alg, Duration::from_secs(1));
+    pin::this_thread(0);
+    let reference = signing_rate::signing_rate(alg, Duration::from_secs(2));
     println!(
         "  reference: {reference:.0} {alg:?} signatures/s on one core; this run reached {:.0}% of it",
         100.0 * n as f64 / measure.as_secs_f64() / reference
