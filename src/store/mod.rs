@@ -7,7 +7,8 @@
 //!   itself ([`redis_conn`] connects and names failures for operators).
 //!
 //! Every operation touches exactly one key (Redis's `put_new` also a request-id marker in the
-//! same hash slot), so every operation is atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
+//! same hash slot; [`Store::get_many`] reads several, each on its own), so every operation is
+//! atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
 //! (authorization codes) also carry their own expiry, checked against the injected clock.
 //! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON;
 //! every key and its lifetime is named in [`schema`].
@@ -51,6 +52,17 @@ impl From<StoreError> for crate::error::OAuthError {
 pub trait Store: Send + Sync + 'static {
     /// The value under `key`, if any and not expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The values under `keys`, in order, read in one round trip (each key on its own is
+    /// read atomically; together they are not a snapshot). For a hot path that needs
+    /// several unrelated keys: the token endpoint reads the client's rate-limit deadline
+    /// and its record together.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
     /// Sets `key`, replacing any value; `ttl` of `None` keeps it until deleted.
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
     /// Sets `key` only when it does not exist; `true` when this call created it.
@@ -106,6 +118,58 @@ pub trait Store: Send + Sync + 'static {
     /// `hallpass_store_reconnects_total`.
     fn reconnects(&self) -> u64 {
         0
+    }
+}
+
+/// Values read ahead in one round trip ([`Store::get_many`]) for work that will need them,
+/// each handed out once ([`Prefetched::take_for`]); a key not read ahead is read from the
+/// store as usual. A request that knows early which keys it will read (the authorization
+/// endpoint: the session's record, its user, the client, the consent) reads them together.
+#[derive(Debug, Default)]
+pub struct Prefetched(Vec<(String, Option<Vec<u8>>)>);
+
+impl Prefetched {
+    /// Reads `keys` in one round trip.
+    pub async fn read(store: &dyn Store, keys: Vec<String>) -> Result<Self, StoreError> {
+        if keys.is_empty() {
+            return Ok(Self::default());
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = store.get_many(&refs).await?;
+        Ok(Self(keys.into_iter().zip(values).collect()))
+    }
+
+    /// Keeps `value`, read under `key`, for later.
+    pub fn insert(&mut self, key: String, value: Option<Vec<u8>>) {
+        self.0.push((key, value));
+    }
+
+    /// The value read under `key`, once (`Some(None)`: read, and absent); `None` when `key`
+    /// was not read ahead.
+    pub fn take_for(&mut self, key: &str) -> Option<Option<Vec<u8>>> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    /// The value under `key`: the one read ahead, else read now.
+    pub async fn get(
+        &mut self,
+        store: &dyn Store,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.take_for(key) {
+            Some(value) => Ok(value),
+            None => store.get(key).await,
+        }
+    }
+
+    /// [`Self::get`], decoded from JSON.
+    pub async fn get_json<T: DeserializeOwned>(
+        &mut self,
+        store: &dyn Store,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        decode(self.get(store, key).await?)
     }
 }
 

@@ -7,8 +7,8 @@
 //! each rebuild is logged (hosts only, never the URL) and counted ([`Store::reconnects`],
 //! exported as `hallpass_store_reconnects_total`).
 //!
-//! Every operation is one command or one Lua script on one key: atomic, and on a cluster it
-//! touches one slot (keys are escaped by [`super::schema`], so user text never picks a slot).
+//! Every operation is one command or one Lua script on one key (`get_many` is one `MGET`,
+//! each key read on its own): atomic, and on a cluster it touches one slot (keys are escaped by [`super::schema`], so user text never picks a slot).
 //!
 //! Writes that may run twice: redis-rs resends a command that timed out, so a command can
 //! execute twice. `take` therefore leaves a marker naming the caller's request (a random id
@@ -345,6 +345,30 @@ impl Store for RedisStore {
         let mut c = self.conn().await?;
         let v: Option<Vec<u8>> = self.ok(c.get(self.key(key)).await)?;
         Ok(v.filter(|v| !v.starts_with(MARKER)))
+    }
+
+    /// One `MGET`; on a cluster redis-rs splits it by slot and sends the parts in parallel.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.ok(cmd.query_async(&mut c).await)?;
+        if values.len() != keys.len() {
+            return Err(StoreError::Corrupt(format!(
+                "MGET of {} keys answered {} values",
+                keys.len(),
+                values.len()
+            )));
+        }
+        Ok(values
+            .into_iter()
+            .map(|v| v.filter(|v| !v.starts_with(MARKER)))
+            .collect())
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {

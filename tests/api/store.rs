@@ -65,6 +65,43 @@ async fn both_stores_implement_the_same_primitives() {
 }
 
 #[tokio::test]
+async fn get_many_reads_each_key_in_order_on_every_store() {
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let (s, _cleanup) = store_for(&backend);
+        assert_eq!(
+            s.get_many(&[]).await.unwrap(),
+            Vec::<Option<Vec<u8>>>::new()
+        );
+        // Keys far apart (on a cluster: other slots, most likely other masters).
+        let keys: Vec<String> = (0..12).map(|i| format!("many:{i}")).collect();
+        for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 1) {
+            s.put(
+                key,
+                format!("v{i}").as_bytes(),
+                Some(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        }
+        // A taken key reads as absent, as with `get` (Redis keeps a marker under it).
+        assert!(s.take("many:0").await.unwrap().is_some());
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let got = s.get_many(&refs).await.unwrap();
+        let want: Vec<Option<Vec<u8>>> = (0..12)
+            .map(|i| (i != 0 && i % 3 != 1).then(|| format!("v{i}").into_bytes()))
+            .collect();
+        assert_eq!(got, want);
+        for key in &refs {
+            assert_eq!(
+                got[refs.iter().position(|k| k == key).unwrap()],
+                s.get(key).await.unwrap()
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn of_fifty_concurrent_takes_exactly_one_gets_the_value() {
     for backend in backends() {
         let (s, _cleanup) = store_for(&backend);
