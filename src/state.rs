@@ -31,6 +31,8 @@ pub struct AppState {
     pub cimd: Arc<crate::oauth::cimd::Resolver>,
     /// The revocation feed's short-lived copy (per instance).
     pub feed_cache: Arc<crate::oauth::revocation_feed::FeedCache>,
+    /// Parsed client records, reused while their stored bytes are unchanged (per instance).
+    pub clients: Arc<crate::oauth::client::ClientCache>,
 }
 
 /// What an [`AppState`] is made of, by name. [`crate::Application::builder`] assembles it
@@ -74,6 +76,7 @@ impl AppState {
         Self {
             cimd,
             feed_cache: Arc::default(),
+            clients: Arc::default(),
             config: Arc::new(config),
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),

@@ -184,14 +184,15 @@ impl RevocationApi {
         req: &Request,
         auth: ClientAuth,
         f: TokenHintForm,
-    ) -> Result<(client::Client, String), throttle::Refusal> {
+    ) -> Result<(std::sync::Arc<client::Client>, String), throttle::Refusal> {
         let header = req
             .headers()
             .contains_key(poem::http::header::AUTHORIZATION);
         let creds = client_credentials(auth, header, f.client_id, f.client_secret);
-        let attempt = throttle::Attempt::client_auth(&creds);
-        let work = client::authenticate(&self.state, creds);
-        let client = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
+        let attempt = client::auth_attempt(&self.state.config, &creds);
+        let work = |prefetched| client::authenticate(&self.state, creds, prefetched);
+        let client =
+            throttle::guard_with(&self.state, &attempt, work, throttle::client_outcome).await?;
         crate::oauth::cors::check(crate::api::cors::request_origin(req).as_ref(), &client)?;
         let token = Some(f.token)
             .filter(|t| !t.is_empty())

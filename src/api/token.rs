@@ -269,9 +269,10 @@ impl TokenApi {
             resources: f.resource.unwrap_or_default(),
             origin: crate::api::cors::request_origin(req),
         };
-        let attempt = throttle::Attempt::client_auth(&creds);
-        let work = grant::token(&self.state, creds, request);
-        let issued = throttle::guard(&self.state, &attempt, work, throttle::client_outcome).await?;
+        let attempt = crate::oauth::client::auth_attempt(&self.state.config, &creds);
+        let work = |prefetched| grant::token(&self.state, creds, request, prefetched);
+        let issued =
+            throttle::guard_with(&self.state, &attempt, work, throttle::client_outcome).await?;
         Ok(TokenOk::Ok(Json(issued.into())))
     }
 }

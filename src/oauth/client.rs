@@ -6,15 +6,22 @@
 //! except that a loopback IP redirect matches on any port (RFC 8252 §7.3; see
 //! [`crate::oauth::redirect_uri`]).
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError},
+};
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
+    config::Config,
     crypto::{ct_eq, random_id, random_token, sha256_b64},
     oauth::error::{ErrorCode, OAuthError},
     oauth::{grant_type::GrantType, scope::Scope, users::User},
     state::AppState,
-    store::{StoreJson, schema},
+    store::{StoreError, StoreJson, schema},
+    throttle::{self, Prefetched},
     uri::is_loopback_host,
 };
 
@@ -425,19 +432,115 @@ impl Client {
 /// ([`crate::oauth::docs_client`]), or one a metadata document describes
 /// ([`crate::oauth::cimd`]; `None` when its document cannot be used).
 pub async fn get(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    get_prefetched(state, client_id, &mut Prefetched::default()).await
+}
+
+/// The store key of the record [`get`] reads for `client_id`; `None` for an id no stored
+/// record can have (a metadata-document URL, the built-in docs client, an empty or
+/// over-long id).
+pub fn record_key(config: &Config, client_id: &str) -> Option<String> {
+    let stored = !crate::oauth::cimd::applies(config, client_id)
+        && !client_id.is_empty()
+        && client_id.len() <= 128
+        && client_id != crate::oauth::docs_client::CLIENT_ID;
+    stored.then(|| schema::client(client_id))
+}
+
+/// [`get`], taking the record from `prefetched` when it was read ahead.
+pub async fn get_prefetched(
+    state: &AppState,
+    client_id: &str,
+    prefetched: &mut Prefetched,
+) -> Result<Option<Client>, OAuthError> {
+    Ok(lookup(state, client_id, prefetched)
+        .await?
+        .map(Arc::unwrap_or_clone))
+}
+
+/// [`get`], shared, taking the record from `prefetched` when it was read already (in the
+/// same round trip as the rate-limit deadline: [`auth_attempt`]).
+async fn lookup(
+    state: &AppState,
+    client_id: &str,
+    prefetched: &mut Prefetched,
+) -> Result<Option<Arc<Client>>, OAuthError> {
     if crate::oauth::cimd::applies(&state.config, client_id) {
-        return Ok(crate::oauth::cimd::resolve(state, client_id).await.ok());
+        return Ok(crate::oauth::cimd::resolve(state, client_id)
+            .await
+            .ok()
+            .map(Arc::new));
     }
-    if client_id.is_empty() || client_id.len() > 128 {
-        return Ok(None);
+    let Some(key) = record_key(&state.config, client_id) else {
+        return Ok((client_id == crate::oauth::docs_client::CLIENT_ID)
+            .then(|| Arc::new(crate::oauth::docs_client::client(&state.config))));
+    };
+    let bytes = match prefetched.take_for(&key) {
+        Some(bytes) => bytes,
+        None => state.store.get(&key).await?,
+    };
+    Ok(bytes
+        .map(|b| state.clients.decode(client_id, b))
+        .transpose()?)
+}
+
+/// How many parsed records [`ClientCache`] keeps (about 1 KiB each); past it, it starts
+/// afresh.
+pub const CLIENT_CACHE_ENTRIES: usize = 4096;
+
+/// Parsed client records by id, each with the exact bytes it was parsed from, so a record
+/// read from the store is parsed again only when its bytes changed.
+///
+/// This is not a cache of the store: every request still reads the record as it is now, and
+/// a rotated secret or a deleted client takes effect on every instance with the store
+/// write. Only the JSON parsing (and its allocations) is skipped when nothing changed.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: std::sync::Mutex<HashMap<String, Parsed>>,
+}
+
+/// A record's bytes and what they parse to.
+type Parsed = (Vec<u8>, Arc<Client>);
+
+impl ClientCache {
+    /// The client these bytes (the record just read under `client_id`) describe.
+    pub fn decode(&self, client_id: &str, bytes: Vec<u8>) -> Result<Arc<Client>, StoreError> {
+        let lock = || self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, client)) = lock().get(client_id) {
+            if *cached == bytes {
+                return Ok(client.clone());
+            }
+        }
+        let client: Arc<Client> = Arc::new(
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+        let mut entries = lock();
+        if entries.len() >= CLIENT_CACHE_ENTRIES && !entries.contains_key(client_id) {
+            entries.clear();
+        }
+        entries.insert(client_id.to_string(), (bytes, client.clone()));
+        Ok(client)
     }
-    if client_id == crate::oauth::docs_client::CLIENT_ID {
-        return Ok(Some(crate::oauth::docs_client::client(&state.config)));
+
+    /// How many records are kept.
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
-    Ok(state
-        .store
-        .get_json::<Client>(&schema::client(client_id))
-        .await?)
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The rate-limit attempt of a client authentication (by the `client_id` it claims), which
+/// also reads that client's record in the same store round trip as its deadline; pass what
+/// it prefetched to [`authenticate`] ([`throttle::guard_with`]).
+pub fn auth_attempt(config: &Config, creds: &ClientCredentials) -> throttle::Attempt {
+    let key = creds.claimed_id().and_then(|id| record_key(config, id));
+    throttle::Attempt::client_auth(creds).prefetch(key)
 }
 
 /// The owner's client with this id; `not_found` for anyone else's, so ids are not confirmed.
@@ -507,6 +610,16 @@ pub struct ClientCredentials {
     pub form_secret: Option<String>,
 }
 
+impl ClientCredentials {
+    /// The client id the request claims: HTTP Basic's, else the form's.
+    pub fn claimed_id(&self) -> Option<&str> {
+        self.basic
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .or(self.form_id.as_deref())
+    }
+}
+
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentials")
@@ -525,11 +638,13 @@ impl std::fmt::Debug for ClientCredentials {
 pub const CLIENT_AUTH_FAILED: &str = "client authentication failed";
 
 /// Authenticates the client of a token-endpoint request: exactly one method, the one the
-/// client registered; secrets compared in constant time.
+/// client registered; secrets compared in constant time. `prefetched` may hold the client's
+/// record, read with its rate-limit deadline ([`auth_attempt`]).
 pub async fn authenticate(
     state: &AppState,
     creds: ClientCredentials,
-) -> Result<Client, OAuthError> {
+    mut prefetched: Prefetched,
+) -> Result<Arc<Client>, OAuthError> {
     if creds.malformed_header {
         return Err(OAuthError::invalid_client(
             "the Authorization header is not valid HTTP Basic",
@@ -570,9 +685,10 @@ pub async fn authenticate(
         }
         return crate::oauth::cimd::resolve(state, &id)
             .await
+            .map(Arc::new)
             .map_err(|e| OAuthError::invalid_client(e.0));
     }
-    let client = get(state, &id).await?;
+    let client = lookup(state, &id, &mut prefetched).await?;
     let presented = sha256_b64(secret.as_deref().unwrap_or_default().as_bytes());
     let stored = client
         .as_ref()
@@ -593,6 +709,42 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(id: &str, secret_hash: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "client_id": id,
+            "secret_hash": secret_hash,
+            "owner": "u",
+            "client_name": "N",
+            "redirect_uris": [],
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "beers:read",
+            "created_at": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_client_cache_reuses_a_parse_only_for_the_same_bytes_and_stays_bounded() {
+        let cache = ClientCache::default();
+        let first = cache.decode("c", record("c", "h1")).unwrap();
+        let again = cache.decode("c", record("c", "h1")).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "same bytes: the parsed copy");
+        // A rotated secret is a new record: parsed afresh, never the old copy.
+        let rotated = cache.decode("c", record("c", "h2")).unwrap();
+        assert_eq!(rotated.secret_hash.as_deref(), Some("h2"));
+        assert_eq!(
+            cache.decode("c", record("c", "h2")).unwrap().secret_hash,
+            rotated.secret_hash
+        );
+        assert!(cache.decode("c", b"{not json".to_vec()).is_err());
+        for i in 0..CLIENT_CACHE_ENTRIES + 10 {
+            let id = format!("c{i}");
+            cache.decode(&id, record(&id, "h")).unwrap();
+            assert!(cache.len() <= CLIENT_CACHE_ENTRIES);
+        }
+    }
 
     #[test]
     fn redirect_uris_must_be_https_or_loopback_http_without_fragment() {

@@ -104,6 +104,7 @@ pub async fn token(
     state: &AppState,
     creds: ClientCredentials,
     req: TokenRequest,
+    prefetched: crate::throttle::Prefetched,
 ) -> Result<Issued, OAuthError> {
     let name = req
         .grant_type
@@ -115,7 +116,7 @@ pub async fn token(
             format!("grant_type must be {}", GrantType::names()),
         )
     })?;
-    let client = client::authenticate(state, creds).await?;
+    let client = client::authenticate(state, creds, prefetched).await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
     // Before anything is consumed: a refused origin leaves the code and the refresh token
     // as they were.
@@ -172,10 +173,15 @@ async fn authorization_code(
         client_id: grant.req.client_id.clone(),
     };
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
-    state
-        .store
-        .put_json(&schema::used_code(code), &redeemed, Some(ttl))
-        .await?;
+    // The record and the consent cut-off check at once (one round trip); both have
+    // answered before anything is issued.
+    let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
+    let used_key = schema::used_code(code);
+    let (recorded, cutoff) = tokio::join!(
+        state.store.put_json(&used_key, &redeemed, Some(ttl)),
+        crate::oauth::token_cutoff::check_code(state, &grant.sub, &grant.req.client_id, issued_at)
+    );
+    recorded?;
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -186,8 +192,7 @@ async fn authorization_code(
             "the authorization code was issued to another client",
         ));
     }
-    let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
-    crate::oauth::token_cutoff::check_code(state, &grant.sub, &client.client_id, issued_at).await?;
+    cutoff?;
     match req.redirect_uri.as_deref() {
         Some(uri) if uri == grant.req.redirect_uri => {}
         Some(_) => {

@@ -45,6 +45,8 @@ use crate::{
     store::schema,
 };
 
+pub use crate::store::Prefetched;
+
 /// What is rate limited; also the `limit` label of `hallpass_throttled_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -164,6 +166,8 @@ struct Subject {
 #[derive(Debug, Clone, Default)]
 pub struct Attempt {
     subjects: Vec<Subject>,
+    /// A key the guarded work will read, fetched with the first subject's deadline.
+    prefetch: Option<String>,
 }
 
 /// A caller-chosen key part, bounded: long ones are replaced by their SHA-256.
@@ -179,6 +183,15 @@ impl Attempt {
     /// Limits nothing.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    /// Reads `key` in the same store round trip as the first subject's deadline, for the
+    /// guarded work ([`guard_with`]): the token endpoint reads a client's record with its
+    /// client-authentication deadline, one round trip instead of two, and every request
+    /// still reads the record as it is now (no cache that a rotated secret could outlive).
+    pub fn prefetch(mut self, key: Option<String>) -> Self {
+        self.prefetch = key;
+        self
     }
 
     fn with(mut self, limit: Limit, parts: &[&str]) -> Self {
@@ -214,12 +227,7 @@ impl Attempt {
 
     /// A client authentication, by the `client_id` it claims (Basic or form).
     pub fn client_auth(creds: &ClientCredentials) -> Self {
-        let id = creds
-            .basic
-            .as_ref()
-            .map(|(id, _)| id.as_str())
-            .or(creds.form_id.as_deref());
-        match id {
+        match creds.claimed_id() {
             Some(id) => Self::none().with(Limit::ClientAuth, &[id]),
             None => Self::none(),
         }
@@ -256,7 +264,12 @@ impl Attempt {
         let mut pass = Pass::default();
         let mut worst: Option<Throttled> = None;
         for (idx, s) in self.subjects.iter().enumerate() {
-            match admit_one(state, idx, s, &mut pass).await {
+            let prefetch = if idx == 0 {
+                self.prefetch.as_deref()
+            } else {
+                None
+            };
+            match admit_one(state, idx, s, prefetch, &mut pass).await {
                 Ok(None) => {}
                 Ok(Some(retry_after)) => {
                     if worst.is_none_or(|w| retry_after > w.retry_after) {
@@ -273,6 +286,7 @@ impl Attempt {
             }
         }
         if let Some(t) = worst {
+            pass.prefetched = Prefetched::default();
             self.settle(state, pass, Outcome::Ignored).await;
             state.metrics.throttled(t.limit);
             tracing::info!(
@@ -304,7 +318,7 @@ impl Attempt {
                 }
                 match outcome {
                     Outcome::Counts => {
-                        let n = store.incr(&h.count_key, 1, window).await?;
+                        let n = store.incr(&h.count_key(s), 1, window).await?;
                         let wait = u64::try_from(n)
                             .ok()
                             .and_then(|n| delay(n, s.limit.threshold(state), limits.max_delay));
@@ -318,7 +332,7 @@ impl Attempt {
                         }
                     }
                     Outcome::Resets if s.limit == Limit::SignInAccountIp => {
-                        store.delete(&h.count_key).await?;
+                        store.delete(&h.count_key(s)).await?;
                         store.delete(&h.until_key).await.map(|_| ())
                     }
                     Outcome::Resets | Outcome::Ignored => {
@@ -348,34 +362,48 @@ fn parse_u64(v: Option<&[u8]>) -> u64 {
 }
 
 /// Admits one subject: `Some(seconds)` when it refuses. What it took is pushed to `pass`
-/// first, so an error or a refusal gives it back.
+/// first, so an error or a refusal gives it back. `prefetch` is read with the deadline, into
+/// `pass.prefetched`.
 async fn admit_one(
     state: &AppState,
     idx: usize,
     s: &Subject,
+    prefetch: Option<&str>,
     pass: &mut Pass,
 ) -> Result<Option<u64>, crate::store::StoreError> {
     let limits = &state.config.rate_limits;
     let now = state.now();
     let parts = refs(&s.parts);
     let name = s.limit.as_str();
-    let in_flight_key = schema::throttle_in_flight(name, &parts);
-    let in_flight = if s.limit.bounds_bursts() {
-        state.store.incr(&in_flight_key, 1, IN_FLIGHT_TTL).await?
-    } else {
-        0
+    // Keys are built only when used: a client authentication that succeeds needs only its
+    // deadline's.
+    let in_flight_key = s
+        .limit
+        .bounds_bursts()
+        .then(|| schema::throttle_in_flight(name, &parts));
+    let in_flight = match &in_flight_key {
+        Some(key) => state.store.incr(key, 1, IN_FLIGHT_TTL).await?,
+        None => 0,
     };
     pass.held.push(Held {
         idx,
-        in_flight_key: s.limit.bounds_bursts().then_some(in_flight_key),
-        count_key: schema::throttle_count(name, &parts, now / limits.window.max(1)),
+        in_flight_key,
+        window: now / limits.window.max(1),
         until_key: schema::throttle_until(name, &parts),
         claim: None,
     });
     let Some(held) = pass.held.last_mut() else {
         return Ok(None);
     };
-    let current = state.store.get(&held.until_key).await?;
+    let current = match prefetch {
+        Some(key) => {
+            let mut values = state.store.get_many(&[&held.until_key, key]).await?;
+            let value = values.pop().flatten();
+            pass.prefetched.insert(key.to_string(), value);
+            values.pop().flatten()
+        }
+        None => state.store.get(&held.until_key).await?,
+    };
     let until = parse_u64(current.as_deref());
     if until > now {
         return Ok(Some(until - now));
@@ -383,7 +411,7 @@ async fn admit_one(
     if !s.limit.bounds_bursts() {
         return Ok(None);
     }
-    let failures = parse_u64(state.store.get(&held.count_key).await?.as_deref());
+    let failures = parse_u64(state.store.get(&held.count_key(s)).await?.as_deref());
     if failures < s.limit.threshold(state) {
         return Ok((in_flight > MAX_IN_FLIGHT).then_some(1));
     }
@@ -427,16 +455,26 @@ async fn release(
 struct Held {
     idx: usize,
     in_flight_key: Option<String>,
-    count_key: String,
+    /// The counting window it was admitted in (its counter's key names it).
+    window: u64,
     until_key: String,
     claim: Option<Vec<u8>>,
 }
 
-/// An admitted attempt: what [`Attempt::settle`] must count or give back.
+impl Held {
+    /// The key of the failure counter of subject `s` in this attempt's window.
+    fn count_key(&self, s: &Subject) -> String {
+        schema::throttle_count(s.limit.as_str(), &refs(&s.parts), self.window)
+    }
+}
+
+/// An admitted attempt: what [`Attempt::settle`] must count or give back, and what was read
+/// for the work ([`Attempt::prefetch`]).
 #[derive(Debug, Default)]
 #[must_use = "settle the attempt, or it stays in flight"]
 pub struct Pass {
     held: Vec<Held>,
+    prefetched: Prefetched,
 }
 
 fn refs(parts: &[String]) -> Vec<&str> {
@@ -462,8 +500,22 @@ pub async fn guard<T, F>(
 where
     F: Future<Output = Result<T, OAuthError>>,
 {
-    let pass = attempt.admit(state).await?;
-    let result = work.await;
+    guard_with(state, attempt, |_| work, judge).await
+}
+
+/// [`guard`], with the work made from what the attempt prefetched ([`Attempt::prefetch`]).
+pub async fn guard_with<T, F>(
+    state: &AppState,
+    attempt: &Attempt,
+    work: impl FnOnce(Prefetched) -> F,
+    judge: impl FnOnce(&Result<T, OAuthError>) -> Outcome,
+) -> Result<T, Refusal>
+where
+    F: Future<Output = Result<T, OAuthError>>,
+{
+    let mut pass = attempt.admit(state).await?;
+    let prefetched = std::mem::take(&mut pass.prefetched);
+    let result = work(prefetched).await;
     attempt.settle(state, pass, judge(&result)).await;
     result.map_err(Refusal::Error)
 }

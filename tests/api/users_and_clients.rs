@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_oauth_error, each_store, spawn_app, spawn_app_on};
+use crate::helpers::{
+    Backend, TestApp, assert_oauth_error, each_store, spawn_app, spawn_app_on, spawn_app_with_store,
+};
 
 #[tokio::test]
 async fn registering_a_user_returns_201_and_a_duplicate_username_409() {
@@ -364,6 +366,62 @@ async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_workin
                 .status(),
             StatusCode::OK
         );
+    })
+    .await;
+}
+
+/// The token endpoint reads the client's record on every request (with its rate-limit
+/// deadline, in one round trip) and keeps only parsed copies keyed by the record's bytes: a
+/// secret rotated or a client deleted through one instance is refused by another at once,
+/// even by one that has just authenticated the client with it.
+#[tokio::test]
+async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instance() {
+    each_store(async |a: TestApp| {
+        let b = spawn_app_with_store(a.state.store.clone(), |_| {}).await;
+        let c = a
+            .client_with(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
+            .await;
+        let old = c.client_secret.clone().unwrap();
+        let form = [("grant_type", "client_credentials")];
+        for app in [&*a, &b.remote] {
+            for _ in 0..3 {
+                let ok = app.post_token(&form, Some((&c.client_id, &old))).await;
+                assert_eq!(ok.status(), StatusCode::OK);
+            }
+        }
+        let rotated: Value = a
+            .as_user(
+                reqwest::Method::POST,
+                format!("/api/clients/{}/secret", c.client_id),
+                &c.owner,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let new = rotated["client_secret"].as_str().unwrap().to_string();
+        for app in [&b.remote, &*a] {
+            let refused = app.post_token(&form, Some((&c.client_id, &old))).await;
+            assert_oauth_error(refused, 401, "invalid_client").await;
+            let ok = app.post_token(&form, Some((&c.client_id, &new))).await;
+            assert_eq!(ok.status(), StatusCode::OK);
+        }
+        let del = a
+            .as_user(
+                reqwest::Method::DELETE,
+                format!("/api/clients/{}", c.client_id),
+                &c.owner,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+        for app in [&b.remote, &*a] {
+            let refused = app.post_token(&form, Some((&c.client_id, &new))).await;
+            assert_oauth_error(refused, 401, "invalid_client").await;
+        }
     })
     .await;
 }
