@@ -23,7 +23,7 @@ use crate::{
         session::{self, Session},
     },
     state::AppState,
-    store::{StoreJson, schema},
+    store::{Prefetched, StoreJson, schema},
 };
 
 /// How long the consent page may stay open before its form expires.
@@ -182,6 +182,7 @@ pub fn parse_query_with_resources(
 pub async fn validate(
     state: &AppState,
     query: &str,
+    pre: &mut Prefetched,
 ) -> Result<(Client, AuthRequest), AuthorizeError> {
     if query.len() > 8192 {
         return Err(AuthorizeError::Page(
@@ -204,7 +205,7 @@ pub async fn validate(
             .await
             .map_err(|e| AuthorizeError::Page(e.0))?
     } else {
-        let Some(client) = client::get(state, client_id).await? else {
+        let Some(client) = client::get_prefetched(state, client_id, pre).await? else {
             return Err(AuthorizeError::Page(
                 "The application that sent you here is not registered.".into(),
             ));
@@ -381,11 +382,26 @@ pub fn redirect_error(state: &AppState, req: &AuthRequest, err: &OAuthError) -> 
     }
 }
 
+/// A request waiting for the user's decision, sealed into the consent form
+/// ([`seal_pending`]) and opened from it ([`open_pending`]).
 #[derive(Serialize, Deserialize)]
-struct Pending {
+pub struct Pending {
     id: String,
     sub: String,
     req: AuthRequest,
+}
+
+impl Pending {
+    /// The client it is for.
+    pub fn client_id(&self) -> &str {
+        &self.req.client_id
+    }
+}
+
+/// The pending request sealed in a consent form's `txn`, when the seal holds and has not
+/// expired (whether it was used already is [`decide`]'s to check).
+pub fn open_pending(state: &AppState, sealed: &str) -> Option<Pending> {
+    session::open::<Pending>(&state.session_key, "consent", state.now(), sealed)
 }
 
 /// Seals a validated request to the signed-in subject for the consent form.
@@ -420,11 +436,13 @@ pub enum Next {
 /// is a code or `consent_required`, never a page.
 pub async fn after_login(
     state: &AppState,
+    pre: &mut Prefetched,
     session: &Session,
     req: &AuthRequest,
 ) -> Result<Next, OAuthError> {
     let granted = consent::covers(
         state,
+        pre,
         &session.sub,
         &req.client_id,
         &req.scope,
@@ -498,12 +516,12 @@ pub async fn issue_code(
 #[tracing::instrument(skip_all)]
 pub async fn decide(
     state: &AppState,
+    pre: &mut Prefetched,
     session: &Session,
-    sealed: &str,
+    pending: Option<Pending>,
     allow: bool,
 ) -> Result<Decision, OAuthError> {
-    let now = state.now();
-    let Some(pending) = session::open::<Pending>(&state.session_key, "consent", now, sealed) else {
+    let Some(pending) = pending else {
         return Ok(Decision::Refused);
     };
     if pending.sub != session.sub {
@@ -522,7 +540,7 @@ pub async fn decide(
         return Ok(Decision::Refused);
     }
     // The client may have been deleted, or its redirect URI removed, meanwhile.
-    let still_valid = client::get(state, &pending.req.client_id)
+    let still_valid = client::get_prefetched(state, &pending.req.client_id, pre)
         .await?
         .is_some_and(|c| c.accepts_redirect_uri(&pending.req.redirect_uri));
     if !still_valid {
@@ -537,15 +555,16 @@ pub async fn decide(
         )));
     }
     tracing::info!(client_id = %pending.req.client_id, "consent granted");
-    consent::remember(
+    // Both writes at once: a code issued while the consent write fails is never handed out
+    // (the answer is the error) and expires unused.
+    let remember = consent::remember(
         state,
+        pre,
         &session.sub,
         &pending.req.client_id,
         &pending.req.scope,
         &pending.req.resources,
-    )
-    .await?;
-    Ok(Decision::Redirect(
-        issue_code(state, session, &pending.req).await?,
-    ))
+    );
+    let ((), url) = tokio::try_join!(remember, issue_code(state, session, &pending.req))?;
+    Ok(Decision::Redirect(url))
 }

@@ -7,7 +7,7 @@ use crate::{
     oauth::error::OAuthError,
     oauth::{client, refresh, scope::Scope, users::User},
     state::AppState,
-    store::{StoreJson, schema},
+    store::{Prefetched, StoreJson, schema},
 };
 
 /// A stored grant.
@@ -29,14 +29,14 @@ pub struct Grant {
 /// server in `resources`.
 pub async fn covers(
     state: &AppState,
+    pre: &mut Prefetched,
     sub: &str,
     client_id: &str,
     scope: &Scope,
     resources: &[String],
 ) -> Result<bool, OAuthError> {
-    let Some(grant) = state
-        .store
-        .get_json::<Grant>(&schema::consent(sub, client_id))
+    let Some(grant) = pre
+        .get_json::<Grant>(state.store.as_ref(), &schema::consent(sub, client_id))
         .await?
     else {
         return Ok(false);
@@ -52,14 +52,14 @@ pub async fn covers(
 /// in `resources` (added to earlier grants).
 pub async fn remember(
     state: &AppState,
+    pre: &mut Prefetched,
     sub: &str,
     client_id: &str,
     scope: &Scope,
     resources: &[String],
 ) -> Result<(), OAuthError> {
-    let previous = state
-        .store
-        .get_json::<Grant>(&schema::consent(sub, client_id))
+    let previous = pre
+        .get_json::<Grant>(state.store.as_ref(), &schema::consent(sub, client_id))
         .await?;
     let mut all_resources = previous
         .as_ref()
@@ -80,14 +80,13 @@ pub async fn remember(
         granted_at: state.now(),
         resources: Some(all_resources),
     };
-    state
-        .store
-        .put_json(&schema::consent(sub, client_id), &grant, None)
-        .await?;
-    state
-        .store
-        .set_add(&schema::consents(sub), client_id)
-        .await?;
+    // The grant and its index entry at once (listing skips an id whose grant is missing).
+    let key = schema::consent(sub, client_id);
+    let index = schema::consents(sub);
+    tokio::try_join!(
+        state.store.put_json(&key, &grant, None),
+        state.store.set_add(&index, client_id)
+    )?;
     Ok(())
 }
 

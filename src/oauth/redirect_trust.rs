@@ -46,7 +46,17 @@ pub async fn trusted(
     }
     match sub {
         // Any remembered grant: the empty scope is covered by every stored grant.
-        Some(sub) => consent::covers(state, sub, client_id, &Scope::default(), &[]).await,
+        Some(sub) => {
+            consent::covers(
+                state,
+                &mut Default::default(),
+                sub,
+                client_id,
+                &Scope::default(),
+                &[],
+            )
+            .await
+        }
         None => Ok(false),
     }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     oauth::{error::OAuthError, session::Session},
     state::AppState,
-    store::schema,
+    store::{Prefetched, schema},
 };
 
 /// Most ended session ids kept per user. Past it, the next sign-out ends every session of the
@@ -58,13 +58,22 @@ impl EndedSessions {
     }
 }
 
-/// Whether `session` was ended by a sign-out (one store read).
-pub async fn is_ended(state: &AppState, session: &Session) -> Result<bool, OAuthError> {
+/// Whether `session` was ended by a sign-out (one store read, or none when `pre` holds it).
+pub async fn is_ended(
+    state: &AppState,
+    session: &Session,
+    pre: &mut Prefetched,
+) -> Result<bool, OAuthError> {
     if session.sid.is_empty() {
         return Ok(true);
     }
-    let record = read(state, &session.sub).await?.map(|(r, _)| r);
-    Ok(record.is_some_and(|r| r.ends(session)))
+    let raw = pre
+        .get(state.store.as_ref(), &schema::sessions(&session.sub))
+        .await?;
+    Ok(raw
+        .map(|raw| parse(&raw))
+        .transpose()?
+        .is_some_and(|r| r.ends(session)))
 }
 
 /// Ends one session (`POST /logout`) until it would have expired.
@@ -110,8 +119,11 @@ async fn read(
     let Some(raw) = state.store.get(&schema::sessions(user_id)).await? else {
         return Ok(None);
     };
-    let record = serde_json::from_slice(&raw).map_err(|e| OAuthError::internal(&e))?;
-    Ok(Some((record, raw)))
+    Ok(Some((parse(&raw)?, raw)))
+}
+
+fn parse(raw: &[u8]) -> Result<EndedSessions, OAuthError> {
+    serde_json::from_slice(raw).map_err(|e| OAuthError::internal(&e))
 }
 
 async fn update(

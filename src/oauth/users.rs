@@ -16,7 +16,7 @@ use crate::{
         passwords, username,
     },
     state::AppState,
-    store::{StoreJson, schema},
+    store::{Prefetched, StoreJson, schema},
 };
 
 /// The scope a Bearer token needs to manage the user's clients and consents.
@@ -105,7 +105,19 @@ pub async fn authenticate(
 
 /// The user with this id.
 pub async fn by_id(state: &AppState, id: &str) -> Result<Option<User>, OAuthError> {
-    let Some(username) = state.store.get_json::<String>(&schema::user_id(id)).await? else {
+    by_id_prefetched(state, id, &mut Prefetched::default()).await
+}
+
+/// [`by_id`], with the id's record taken from `pre` when it was read ahead.
+pub async fn by_id_prefetched(
+    state: &AppState,
+    id: &str,
+    pre: &mut Prefetched,
+) -> Result<Option<User>, OAuthError> {
+    let Some(username) = pre
+        .get_json::<String>(state.store.as_ref(), &schema::user_id(id))
+        .await?
+    else {
         return Ok(None);
     };
     Ok(state

@@ -30,10 +30,12 @@ use crate::{
     error::{ErrorCode, HttpError, OAuthError},
     oauth::{
         authorize::{self, AuthorizeError, Decision},
+        client,
         session::{self, Session},
         sign_out, users,
     },
     state::AppState,
+    store::{Prefetched, schema},
     throttle::{self, Refusal, client_ip},
 };
 
@@ -165,16 +167,60 @@ async fn current_session(
     state: &AppState,
     req: &Request,
 ) -> Result<Option<(Session, users::User)>, OAuthError> {
-    let Some(raw) = cookie(req, cookies::session_name(&state.config)) else {
+    let cookie = session_cookie(state, req);
+    checked_session(state, cookie, &mut Prefetched::default()).await
+}
+
+/// The session cookie's session, when it is valid (signature and expiry; not whether it
+/// was signed out).
+fn session_cookie(state: &AppState, req: &Request) -> Option<Session> {
+    let raw = cookie(req, cookies::session_name(&state.config))?;
+    session::open::<Session>(&state.session_key, "session", state.now(), &raw)
+}
+
+/// [`current_session`] for the session cookie's `session`, with the records taken from
+/// `pre` when they were read ahead.
+async fn checked_session(
+    state: &AppState,
+    session: Option<Session>,
+    pre: &mut Prefetched,
+) -> Result<Option<(Session, users::User)>, OAuthError> {
+    let Some(s) = session else {
         return Ok(None);
     };
-    let Some(s) = session::open::<Session>(&state.session_key, "session", state.now(), &raw) else {
-        return Ok(None);
-    };
-    if sign_out::is_ended(state, &s).await? {
+    if sign_out::is_ended(state, &s, pre).await? {
         return Ok(None);
     }
-    Ok(users::by_id(state, &s.sub).await?.map(|u| (s, u)))
+    Ok(users::by_id_prefetched(state, &s.sub, pre)
+        .await?
+        .map(|u| (s, u)))
+}
+
+/// Reads ahead, in one store round trip, what an authorization request for `client_id`
+/// will read: the session's sign-out record and its user's id record (for the session
+/// cookie's `session`), the client's record, and the user's consent to it. A store error
+/// reads nothing ahead: the reads then happen one by one and answer the error as usual.
+async fn read_ahead(
+    state: &AppState,
+    session: Option<&Session>,
+    client_id: Option<&str>,
+) -> Prefetched {
+    let sub = session.map(|s| &s.sub);
+    let mut keys = Vec::with_capacity(4);
+    if let Some(sub) = &sub {
+        keys.push(schema::sessions(sub));
+        keys.push(schema::user_id(sub));
+    }
+    let client = client_id.and_then(|id| Some((id, client::record_key(&state.config, id)?)));
+    if let Some((id, key)) = client {
+        keys.push(key);
+        if let Some(sub) = &sub {
+            keys.push(schema::consent(sub, id));
+        }
+    }
+    Prefetched::read(state.store.as_ref(), keys)
+        .await
+        .unwrap_or_default()
 }
 
 /// Reads an urlencoded form body into single-valued fields; `None` when malformed, of the
@@ -260,7 +306,16 @@ fn safe_return_to(raw: &str) -> &str {
 #[handler]
 async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response {
     let query = req.uri().query().unwrap_or("");
-    let (client, areq) = match authorize::validate(state, query).await {
+    let client_id = (query.len() <= 8192)
+        .then(|| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| v)
+        })
+        .flatten();
+    let cookie_session = session_cookie(state, req);
+    let mut pre = read_ahead(state, cookie_session.as_ref(), client_id.as_deref()).await;
+    let (client, areq) = match authorize::validate(state, query, &mut pre).await {
         Ok(v) => v,
         Err(AuthorizeError::Page(msg)) => {
             return html(
@@ -273,7 +328,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
         }
         Err(AuthorizeError::Server(e)) => return server_error_page(&e),
     };
-    let signed_in = match current_session(state, req).await {
+    let signed_in = match checked_session(state, cookie_session, &mut pre).await {
         Ok(s) => s,
         Err(e) => return server_error_page(&e),
     };
@@ -297,7 +352,7 @@ async fn authorize_get(req: &Request, Data(state): Data<&AppState>) -> Response 
             Some(&client.client_name),
         );
     };
-    match authorize::after_login(state, &session, &areq).await {
+    match authorize::after_login(state, &mut pre, &session, &areq).await {
         Ok(authorize::Next::Redirect(url)) => return see_other(&url),
         Ok(authorize::Next::Error(url)) => {
             let sub = Some(session.sub.as_str());
@@ -367,7 +422,12 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
             );
         }
     };
-    let session = match current_session(state, req).await {
+    let txn = form.get("txn").map(String::as_str).unwrap_or_default();
+    let pending = authorize::open_pending(state, txn);
+    let cookie_session = session_cookie(state, req);
+    let client_id = pending.as_ref().map(authorize::Pending::client_id);
+    let mut pre = read_ahead(state, cookie_session.as_ref(), client_id).await;
+    let session = match checked_session(state, cookie_session, &mut pre).await {
         Ok(Some((s, _))) => s,
         Ok(None) => {
             return html(
@@ -380,8 +440,7 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
         }
         Err(e) => return server_error_page(&e),
     };
-    let txn = form.get("txn").map(String::as_str).unwrap_or_default();
-    match authorize::decide(state, &session, txn, allow).await {
+    match authorize::decide(state, &mut pre, &session, pending, allow).await {
         Ok(Decision::Redirect(url)) => see_other(&url),
         Ok(Decision::Refused) => html(
             StatusCode::BAD_REQUEST,
