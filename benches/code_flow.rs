@@ -233,21 +233,10 @@ async fn redis_commands_per_flow(url: &str, mode: Mode, target: Arc<Target>) -> 
             .unwrap()
     }
     let mut browser = Browser::new(target, 0);
-    if matches!(mode, Mode::Consent | Mode::Remembered) {
-        browser.sign_in().await;
-        browser.flow(true).await;
-    }
+    browser.prepare(mode).await;
     let a = processed(&mut conn).await;
     let b = processed(&mut conn).await;
-    match mode {
-        Mode::ClientCredentials => browser.client_credentials().await,
-        Mode::Fresh => {
-            browser.session = None;
-            browser.flow(true).await;
-        }
-        Mode::Consent => browser.flow(true).await,
-        Mode::Remembered => browser.flow(false).await,
-    }
+    browser.one(mode).await;
     let c = processed(&mut conn).await;
     (c - b) - (b - a)
 }
@@ -270,11 +259,7 @@ async fn run(mode: Mode, target: Arc<Target>, connections: usize, secs: u64) -> 
             let cpu_at = cpu_at.clone();
             tokio::spawn(async move {
                 let mut browser = Browser::new(target, i);
-                if matches!(mode, Mode::Consent | Mode::Remembered) {
-                    browser.sign_in().await;
-                    // Remembered consent needs one allowed flow first.
-                    browser.flow(true).await;
-                }
+                browser.prepare(mode).await;
                 let mut lat = Vec::new();
                 loop {
                     let t0 = Instant::now();
@@ -284,15 +269,7 @@ async fn run(mode: Mode, target: Arc<Target>, connections: usize, secs: u64) -> 
                     if t0 - start >= warmup {
                         cpu_at.lock().unwrap().get_or_insert_with(server_cpu);
                     }
-                    match mode {
-                        Mode::ClientCredentials => browser.client_credentials().await,
-                        Mode::Fresh => {
-                            browser.session = None;
-                            browser.flow(true).await;
-                        }
-                        Mode::Consent => browser.flow(true).await,
-                        Mode::Remembered => browser.flow(false).await,
-                    }
+                    browser.one(mode).await;
                     if t0 - start >= warmup {
                         lat.push(t0.elapsed());
                     }
@@ -338,6 +315,28 @@ impl Browser {
             target,
             user,
             session: None,
+        }
+    }
+
+    /// What `mode` needs before its flows: a session, and one allowed flow (remembered
+    /// consent needs a consent to remember).
+    async fn prepare(&mut self, mode: Mode) {
+        if matches!(mode, Mode::Consent | Mode::Remembered) {
+            self.sign_in().await;
+            self.flow(true).await;
+        }
+    }
+
+    /// One flow of `mode`.
+    async fn one(&mut self, mode: Mode) {
+        match mode {
+            Mode::ClientCredentials => self.client_credentials().await,
+            Mode::Fresh => {
+                self.session = None;
+                self.flow(true).await;
+            }
+            Mode::Consent => self.flow(true).await,
+            Mode::Remembered => self.flow(false).await,
         }
     }
 

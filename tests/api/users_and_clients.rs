@@ -4,7 +4,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, assert_oauth_error, each_store, spawn_app, spawn_app_on, spawn_app_with_store,
+    Backend, TestApp, TestClient, assert_oauth_error, each_store, spawn_app, spawn_app_on,
+    spawn_app_with_store,
 };
 
 #[tokio::test]
@@ -331,6 +332,23 @@ async fn another_user_gets_404_for_every_operation_on_my_client() {
     .await;
 }
 
+/// Rotates `c`'s secret as its owner; the new secret.
+async fn rotate_secret(app: &TestApp, c: &TestClient) -> String {
+    let rotated: Value = app
+        .as_user(
+            reqwest::Method::POST,
+            format!("/api/clients/{}/secret", c.client_id),
+            &c.owner,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rotated["client_secret"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_working() {
     each_store(async |app: TestApp| {
@@ -338,20 +356,8 @@ async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_workin
             .client_with(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
             .await;
         let old = c.client_secret.clone().unwrap();
-        let rotated: Value = app
-            .as_user(
-                reqwest::Method::POST,
-                format!("/api/clients/{}/secret", c.client_id),
-                &c.owner,
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let new = rotated["client_secret"].as_str().unwrap();
-        assert_ne!(new, old);
+        let new = &rotate_secret(&app, &c).await;
+        assert_ne!(new, &old);
 
         let form = [("grant_type", "client_credentials")];
         assert_oauth_error(
@@ -389,19 +395,7 @@ async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instan
                 assert_eq!(ok.status(), StatusCode::OK);
             }
         }
-        let rotated: Value = a
-            .as_user(
-                reqwest::Method::POST,
-                format!("/api/clients/{}/secret", c.client_id),
-                &c.owner,
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let new = rotated["client_secret"].as_str().unwrap().to_string();
+        let new = rotate_secret(&a, &c).await;
         for app in [&b.remote, &*a] {
             let refused = app.post_token(&form, Some((&c.client_id, &old))).await;
             assert_oauth_error(refused, 401, "invalid_client").await;
