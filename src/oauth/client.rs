@@ -20,8 +20,8 @@ use crate::{
     oauth::error::{ErrorCode, OAuthError},
     oauth::{grant_type::GrantType, scope::Scope, users::User},
     state::AppState,
-    store::{StoreError, StoreJson, schema},
-    throttle::{self, Prefetched},
+    store::{Prefetched, StoreError, StoreJson, schema},
+    throttle,
     uri::is_loopback_host,
 };
 
@@ -474,10 +474,7 @@ async fn lookup(
         return Ok((client_id == crate::oauth::docs_client::CLIENT_ID)
             .then(|| Arc::new(crate::oauth::docs_client::client(&state.config))));
     };
-    let bytes = match prefetched.take_for(&key) {
-        Some(bytes) => bytes,
-        None => state.store.get(&key).await?,
-    };
+    let bytes = prefetched.get(state.store.as_ref(), &key).await?;
     Ok(bytes
         .map(|b| state.clients.decode(client_id, b))
         .transpose()?)

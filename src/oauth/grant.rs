@@ -104,7 +104,7 @@ pub async fn token(
     state: &AppState,
     creds: ClientCredentials,
     req: TokenRequest,
-    prefetched: crate::throttle::Prefetched,
+    prefetched: crate::store::Prefetched,
 ) -> Result<Issued, OAuthError> {
     let name = req
         .grant_type

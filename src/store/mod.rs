@@ -8,8 +8,9 @@
 //!
 //! Every operation touches exactly one key (Redis's `put_new` also a request-id marker in the
 //! same hash slot; [`Store::get_many`] reads several, each on its own), so every operation is
-//! atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs); values that must expire exactly
-//! (authorization codes) also carry their own expiry, checked against the injected clock.
+//! atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs);
+//! values that must expire exactly (authorization codes) also carry their own expiry, checked
+//! against the injected clock.
 //! The typed records (users, clients, codes) live in `oauth/`, which serialises them to JSON;
 //! every key and its lifetime is named in [`schema`].
 
@@ -137,11 +138,6 @@ impl Prefetched {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let values = store.get_many(&refs).await?;
         Ok(Self(keys.into_iter().zip(values).collect()))
-    }
-
-    /// Keeps `value`, read under `key`, for later.
-    pub fn insert(&mut self, key: String, value: Option<Vec<u8>>) {
-        self.0.push((key, value));
     }
 
     /// The value read under `key`, once (`Some(None)`: read, and absent); `None` when `key`

@@ -42,10 +42,8 @@ use crate::{
         users::UserCredentials,
     },
     state::AppState,
-    store::schema,
+    store::{Prefetched, schema},
 };
-
-pub use crate::store::Prefetched;
 
 /// What is rate limited; also the `limit` label of `hallpass_throttled_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +284,6 @@ impl Attempt {
             }
         }
         if let Some(t) = worst {
-            pass.prefetched = Prefetched::default();
             self.settle(state, pass, Outcome::Ignored).await;
             state.metrics.throttled(t.limit);
             tracing::info!(
@@ -397,10 +394,11 @@ async fn admit_one(
     };
     let current = match prefetch {
         Some(key) => {
-            let mut values = state.store.get_many(&[&held.until_key, key]).await?;
-            let value = values.pop().flatten();
-            pass.prefetched.insert(key.to_string(), value);
-            values.pop().flatten()
+            let keys = vec![held.until_key.clone(), key.to_string()];
+            let mut read = Prefetched::read(state.store.as_ref(), keys).await?;
+            let current = read.take_for(&held.until_key).flatten();
+            pass.prefetched = read;
+            current
         }
         None => state.store.get(&held.until_key).await?,
     };

@@ -476,6 +476,27 @@ impl Remote {
             .basic_auth(&user.username, Some(&user.password))
     }
 
+    /// `POST /api/clients/{id}/secret` as the client's owner, not yet sent.
+    pub fn rotate_secret(&self, client: &TestClient) -> reqwest::RequestBuilder {
+        self.as_user(
+            reqwest::Method::POST,
+            format!("/api/clients/{}/secret", client.client_id),
+            &client.owner,
+        )
+    }
+
+    /// `DELETE /api/clients/{id}` as the client's owner.
+    pub async fn delete_client(&self, client: &TestClient) -> reqwest::Response {
+        self.as_user(
+            reqwest::Method::DELETE,
+            format!("/api/clients/{}", client.client_id),
+            &client.owner,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// The status of `GET path`.
     pub async fn get_status(&self, path: &str) -> StatusCode {
         self.http.get(self.url(path)).send().await.unwrap().status()

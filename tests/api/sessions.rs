@@ -255,14 +255,6 @@ async fn authenticates(app: &TestApp, client_id: &str, secret: &str) -> bool {
     resp.status() == StatusCode::OK
 }
 
-fn rotate(app: &TestApp, client: &TestClient) -> reqwest::RequestBuilder {
-    app.as_user(
-        Method::POST,
-        format!("/api/clients/{}/secret", client.client_id),
-        &client.owner,
-    )
-}
-
 /// Ten parallel rotations: each answers 200 with a secret or 409. Only the secret of the last
 /// rotation to commit works; every other 200 was true when answered and was replaced by a
 /// later 200 (the rotations that raced a winner changed nothing and said 409). HTTP Basic's
@@ -274,7 +266,7 @@ async fn parallel_rotations_answer_200_or_409_and_exactly_the_last_secret_works(
         let client = app.confidential_client().await;
         let mut tasks = JoinSet::new();
         for _ in 0..10 {
-            let req = rotate(&app, &client);
+            let req = app.rotate_secret(&client);
             tasks.spawn(async move { req.send().await.unwrap() });
         }
         let mut secrets = Vec::new();
@@ -319,7 +311,7 @@ async fn a_rotation_racing_a_delete_never_leaves_a_deleted_client_that_authentic
                 format!("/api/clients/{}", client.client_id),
                 &client.owner,
             );
-            let rot = rotate(&app, &client);
+            let rot = app.rotate_secret(&client);
             let (deleted, rotated) = tokio::join!(
                 tokio::spawn(async move { del.send().await.unwrap() }),
                 tokio::spawn(async move { rot.send().await.unwrap() }),

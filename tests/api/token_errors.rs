@@ -370,16 +370,7 @@ async fn a_deleted_client_cannot_redeem_its_codes() {
     let app = spawn_app().await;
     let c = app.confidential_client().await;
     let code = app.code_for(&c, &[]).await;
-    let del = app
-        .as_user(
-            reqwest::Method::DELETE,
-            format!("/api/clients/{}", c.client_id),
-            &c.owner,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete_client(&c).await.status(), StatusCode::NO_CONTENT);
     assert_oauth_error(app.redeem(&c, &code).await, 401, "invalid_client").await;
 }
 

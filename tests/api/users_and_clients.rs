@@ -335,11 +335,7 @@ async fn another_user_gets_404_for_every_operation_on_my_client() {
 /// Rotates `c`'s secret as its owner; the new secret.
 async fn rotate_secret(app: &TestApp, c: &TestClient) -> String {
     let rotated: Value = app
-        .as_user(
-            reqwest::Method::POST,
-            format!("/api/clients/{}/secret", c.client_id),
-            &c.owner,
-        )
+        .rotate_secret(c)
         .send()
         .await
         .unwrap()
@@ -402,16 +398,7 @@ async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instan
             let ok = app.post_token(&form, Some((&c.client_id, &new))).await;
             assert_eq!(ok.status(), StatusCode::OK);
         }
-        let del = a
-            .as_user(
-                reqwest::Method::DELETE,
-                format!("/api/clients/{}", c.client_id),
-                &c.owner,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(del.status(), StatusCode::NO_CONTENT);
+        assert_eq!(a.delete_client(&c).await.status(), StatusCode::NO_CONTENT);
         for app in [&b.remote, &*a] {
             let refused = app.post_token(&form, Some((&c.client_id, &new))).await;
             assert_oauth_error(refused, 401, "invalid_client").await;
