@@ -17,11 +17,15 @@
 //! measures the reference on CPU 0 (`support/pin.rs`): with `BENCH_SERVER_THREADS=1` that is
 //! the one-core measure, tokens/s and signatures/s on the same core. `BENCH_REQUEST=healthz`
 //! sends `GET /healthz` instead: the floor of one request through the same connections,
-//! middleware and router, with no store, client or signature.
+//! middleware and router, with no store, client or signature. `BENCH_GENERATOR=spin` replaces
+//! the tokio generator by one thread that busy-polls every connection and never sleeps: on
+//! loopback the server then no longer pays the generator's wake-up for each response (see
+//! `spin_generator`).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench token_endpoint
 //! REDIS_URL=redis://127.0.0.1:6379 BENCH_PIN=1 BENCH_SERVER_THREADS=1 cargo bench --bench token_endpoint
+//! REDIS_URL=redis://127.0.0.1:6379 BENCH_PIN=1 BENCH_SERVER_THREADS=1 BENCH_GENERATOR=spin cargo bench --bench token_endpoint
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_INSTANCES=2 cargo bench --bench token_endpoint
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_SECS=600 BENCH_RATE=2000 cargo bench --bench token_endpoint
 //! ```
@@ -139,67 +143,87 @@ fn main() {
         .unwrap();
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(secs);
-    let (mut latencies, errors, (rss_start, rss_end)) = client_rt.block_on(async move {
-        let start = Instant::now();
-        let rss_start = Arc::new(std::sync::Mutex::new(None));
-        let tasks: Vec<_> = (0..connections)
-            .map(|i| {
-                let request = requests[i % requests.len()].clone();
-                let port = ports[i % ports.len()];
-                let rss_start = rss_start.clone();
-                tokio::spawn(async move {
-                    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let mut lat = Vec::with_capacity(200_000);
-                    let mut errors = 0u64;
-                    loop {
-                        let t0 = Instant::now();
-                        if t0 - start > warmup + measure {
-                            break;
-                        }
-                        if let Some(every) = interval {
-                            tokio::time::sleep(every.saturating_sub(t0.elapsed())).await;
-                        }
-                        if t0 - start >= warmup {
-                            rss_start.lock().unwrap().get_or_insert_with(rss_kib);
-                        }
-                        stream.write_all(&request).await.unwrap();
-                        let status_ok = read_response(&mut stream, &mut buf).await;
-                        if t0 - start >= warmup {
-                            lat.push(t0.elapsed());
-                            if !status_ok {
-                                errors += 1;
+    // `BENCH_GENERATOR=spin`: one thread on CPU 1 busy-polls every connection instead of
+    // sleeping in epoll between responses. On loopback, a response sent to a sleeping reader
+    // costs the *sender* (the server) the reader's wake-up; a spinning reader never sleeps, as
+    // a NIC never does, so the server's CPU is spent on the request alone.
+    let spin = std::env::var("BENCH_GENERATOR").is_ok_and(|v| v == "spin");
+    assert!(
+        !(spin && rate > 0),
+        "BENCH_GENERATOR=spin does not pace: unset BENCH_RATE"
+    );
+    let (mut latencies, errors, (rss_start, rss_end)) = if spin {
+        let (ports, requests) = (ports.clone(), requests.clone());
+        std::thread::spawn(move || {
+            pin::this_thread(1);
+            spin_generator(&ports, &requests, connections, warmup, measure)
+        })
+        .join()
+        .unwrap()
+    } else {
+        client_rt.block_on(async move {
+            let start = Instant::now();
+            let rss_start = Arc::new(std::sync::Mutex::new(None));
+            let tasks: Vec<_> = (0..connections)
+                .map(|i| {
+                    let request = requests[i % requests.len()].clone();
+                    let port = ports[i % ports.len()];
+                    let rss_start = rss_start.clone();
+                    tokio::spawn(async move {
+                        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                            .await
+                            .unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        let mut buf = vec![0u8; 16 * 1024];
+                        let mut lat = Vec::with_capacity(200_000);
+                        let mut errors = 0u64;
+                        loop {
+                            let t0 = Instant::now();
+                            if t0 - start > warmup + measure {
+                                break;
+                            }
+                            if let Some(every) = interval {
+                                tokio::time::sleep(every.saturating_sub(t0.elapsed())).await;
+                            }
+                            if t0 - start >= warmup {
+                                rss_start.lock().unwrap().get_or_insert_with(rss_kib);
+                            }
+                            stream.write_all(&request).await.unwrap();
+                            let status_ok = read_response(&mut stream, &mut buf).await;
+                            if t0 - start >= warmup {
+                                lat.push(t0.elapsed());
+                                if !status_ok {
+                                    errors += 1;
+                                }
                             }
                         }
-                    }
-                    (lat, errors)
+                        (lat, errors)
+                    })
                 })
-            })
-            .collect();
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (lat, e) = t.await.unwrap();
-            all.extend(lat);
-            errors += e;
-        }
-        let rss = (rss_start.lock().unwrap().unwrap_or(0), rss_kib());
-        (all, errors, rss)
-    });
+                .collect();
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for t in tasks {
+                let (lat, e) = t.await.unwrap();
+                all.extend(lat);
+                errors += e;
+            }
+            let rss = (rss_start.lock().unwrap().unwrap_or(0), rss_kib());
+            (all, errors, rss)
+        })
+    };
     latencies.sort();
     let n = latencies.len();
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "token_endpoint {} store={store_name} instances={instances} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs} rate={rate} pinned={}",
+        "token_endpoint {} store={store_name} instances={instances} connections={connections} server_threads={server_threads} client_threads={client_threads} secs={secs} rate={rate} pinned={} generator={}",
         if healthz {
             "healthz"
         } else {
             "client_credentials"
         },
-        pin::enabled()
+        pin::enabled(),
+        if spin { "spin" } else { "tokio" }
     );
     println!(
         "  {n} requests, {errors} errors, {:.0} tokens/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -237,25 +261,117 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bo
         let n = stream.read(&mut buf[filled..]).await.unwrap();
         assert!(n > 0, "server closed the connection");
         filled += n;
-        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).unwrap();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let ok = head.starts_with("HTTP/1.1 200");
-            while filled < end + 4 + len {
-                let n = stream.read(&mut buf[filled..]).await.unwrap();
-                assert!(n > 0, "server closed the connection");
-                filled += n;
-            }
+        if let Some((len, ok)) = complete_response(&buf[..filled]) {
+            assert_eq!(len, filled, "one response at a time");
             return ok;
         }
     }
+}
+
+/// When `buf` holds a whole response (head and `Content-Length` body): its length, and
+/// whether it was a 200.
+fn complete_response(buf: &[u8]) -> Option<(usize, bool)> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let total = end + 4 + len;
+    (buf.len() >= total).then(|| (total, head.starts_with("HTTP/1.1 200")))
+}
+
+/// One connection of the spinning generator.
+struct SpinConn {
+    stream: std::net::TcpStream,
+    request: Arc<[u8]>,
+    buf: Vec<u8>,
+    filled: usize,
+    /// When the request in flight was sent; `None` when none is.
+    sent: Option<Instant>,
+}
+
+/// `BENCH_GENERATOR=spin`: sends each connection's request again as soon as its response is
+/// in, polling every non-blocking socket in turn without ever sleeping. Returns the
+/// latencies measured after the warm-up, the error count and the RSS at both ends.
+fn spin_generator(
+    ports: &[u16],
+    requests: &[Arc<[u8]>],
+    connections: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> (Vec<Duration>, u64, (u64, u64)) {
+    use std::io::{ErrorKind, Read, Write};
+    let mut conns: Vec<SpinConn> = (0..connections)
+        .map(|i| {
+            let stream =
+                std::net::TcpStream::connect(("127.0.0.1", ports[i % ports.len()])).unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            SpinConn {
+                stream,
+                request: requests[i % requests.len()].clone(),
+                buf: vec![0u8; 16 * 1024],
+                filled: 0,
+                sent: None,
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    let (mut lat, mut errors, mut rss_start) = (Vec::with_capacity(1 << 20), 0u64, None);
+    loop {
+        let now = Instant::now();
+        let running = now - start <= warmup + measure;
+        if !running && conns.iter().all(|c| c.sent.is_none()) {
+            break;
+        }
+        let mut progressed = false;
+        for c in &mut conns {
+            if c.sent.is_none() {
+                if !running {
+                    continue;
+                }
+                // A request is far smaller than the socket buffer: it goes out whole.
+                let mut written = 0;
+                while written < c.request.len() {
+                    match c.stream.write(&c.request[written..]) {
+                        Ok(n) => written += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("write: {e}"),
+                    }
+                }
+                c.sent = Some(Instant::now());
+            }
+            match c.stream.read(&mut c.buf[c.filled..]) {
+                Ok(0) => panic!("server closed the connection"),
+                Ok(n) => {
+                    c.filled += n;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("read: {e}"),
+            }
+            if let Some((len, ok)) = complete_response(&c.buf[..c.filled]) {
+                assert_eq!(len, c.filled, "one response at a time");
+                let t0 = c.sent.take().unwrap();
+                c.filled = 0;
+                if t0 - start >= warmup && t0 - start <= warmup + measure {
+                    rss_start.get_or_insert_with(rss_kib);
+                    lat.push(t0.elapsed());
+                    errors += u64::from(!ok);
+                }
+            }
+        }
+        if !progressed {
+            // Runnable all along, so never woken; but a Redis sharing this core gets it.
+            std::thread::yield_now();
+        }
+    }
+    (lat, errors, (rss_start.unwrap_or(0), rss_kib()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
