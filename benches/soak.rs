@@ -35,6 +35,8 @@ use hallpass::{config::SigningAlg, store::redis::RedisTarget};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/signing_rate.rs"]
 mod signing_rate;
 
@@ -426,29 +428,8 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Op
             return None;
         }
         filled += n;
-        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).ok()?;
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let ok = head.starts_with("HTTP/1.1 200");
-            while filled < end + 4 + len {
-                let n = stream.read(&mut buf[filled..]).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                filled += n;
-            }
-            return Some(ok);
+        if let Some((len, ok)) = http::complete_response(&buf[..filled]) {
+            return (len == filled).then_some(ok);
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -43,6 +43,8 @@ use hallpass::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/pin.rs"]
 mod pin;
 #[path = "support/signing_rate.rs"]
@@ -261,28 +263,11 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bo
         let n = stream.read(&mut buf[filled..]).await.unwrap();
         assert!(n > 0, "server closed the connection");
         filled += n;
-        if let Some((len, ok)) = complete_response(&buf[..filled]) {
+        if let Some((len, ok)) = http::complete_response(&buf[..filled]) {
             assert_eq!(len, filled, "one response at a time");
             return ok;
         }
     }
-}
-
-/// When `buf` holds a whole response (head and `Content-Length` body): its length, and
-/// whether it was a 200.
-fn complete_response(buf: &[u8]) -> Option<(usize, bool)> {
-    let end = find(buf, b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&buf[..end]).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let total = end + 4 + len;
-    (buf.len() >= total).then(|| (total, head.starts_with("HTTP/1.1 200")))
 }
 
 /// One connection of the spinning generator.
@@ -355,7 +340,7 @@ fn spin_generator(
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                 Err(e) => panic!("read: {e}"),
             }
-            if let Some((len, ok)) = complete_response(&c.buf[..c.filled]) {
+            if let Some((len, ok)) = http::complete_response(&c.buf[..c.filled]) {
                 assert_eq!(len, c.filled, "one response at a time");
                 let t0 = c.sent.take().unwrap();
                 c.filled = 0;
@@ -372,8 +357,4 @@ fn spin_generator(
         }
     }
     (lat, errors, (rss_start.unwrap_or(0), rss_kib()))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
