@@ -512,31 +512,43 @@ pub async fn issue_code(
     Ok(redirect_url(state, &req.redirect_uri, &params))
 }
 
-/// Applies the user's decision on a sealed pending request.
-#[tracing::instrument(skip_all)]
-pub async fn decide(
-    state: &AppState,
-    pre: &mut Prefetched,
-    session: &Session,
-    pending: Option<Pending>,
-    allow: bool,
-) -> Result<Decision, OAuthError> {
-    let Some(pending) = pending else {
-        return Ok(Decision::Refused);
-    };
-    if pending.sub != session.sub {
-        return Ok(Decision::Refused);
+/// Claims the single use of a consent form for the user `sub`: `true` for the first claim
+/// of a form sealed to `sub`, `false` for a replayed form or one sealed to someone else.
+///
+/// It may run before the session is checked (the authorization endpoint runs it beside
+/// the session's read, to save a round trip): a claimed form whose session turns out to
+/// have ended is refused by [`decide`] all the same, and a claim without a decision only
+/// spends a form that no one else can use (it is sealed to `sub`).
+pub async fn claim(state: &AppState, pending: &Pending, sub: &str) -> Result<bool, OAuthError> {
+    if pending.sub != sub {
+        return Ok(false);
     }
-    // Single use: the first decision wins; a replayed form is refused.
-    if !state
+    Ok(state
         .store
         .put_new(
             &schema::consent_used(&pending.id),
             b"1",
             Some(schema::CONSENT_TTL),
         )
-        .await?
-    {
+        .await?)
+}
+
+/// Applies the user's decision on a sealed pending request, whose single use `claimed`
+/// says whether [`claim`] won for this session's user.
+#[tracing::instrument(skip_all)]
+pub async fn decide(
+    state: &AppState,
+    pre: &mut Prefetched,
+    session: &Session,
+    pending: Option<Pending>,
+    claimed: bool,
+    allow: bool,
+) -> Result<Decision, OAuthError> {
+    let Some(pending) = pending else {
+        return Ok(Decision::Refused);
+    };
+    // Single use: the first decision wins; a replayed form is refused.
+    if pending.sub != session.sub || !claimed {
         return Ok(Decision::Refused);
     }
     // The client may have been deleted, or its redirect URI removed, meanwhile.

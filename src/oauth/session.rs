@@ -56,6 +56,13 @@ pub struct Session {
     /// cookie sealed before sessions had ids; such a session is refused.
     #[serde(default)]
     pub sid: String,
+    /// The user's record key (the username's case-mapped form) at sign-in: a hint that lets
+    /// the authorization endpoint read the user's record in the same round trip as the rest
+    /// ([`crate::oauth::users::for_session`]). Only a record whose id is `sub` is taken;
+    /// otherwise, and in a cookie sealed before the hint existed (empty), the user is found
+    /// by id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
 }
 
 #[cfg(test)]
@@ -69,6 +76,7 @@ mod tests {
             sub: "u".into(),
             auth_time: 5,
             sid: "s".into(),
+            user: "u".into(),
         };
         let sealed = seal(&key, "session", 100, &s);
         assert_eq!(open::<Session>(&key, "session", 99, &sealed), Some(s));

@@ -164,6 +164,7 @@ mod tests {
             sub: "u".into(),
             auth_time,
             sid: sid.into(),
+            user: String::new(),
         }
     }
 

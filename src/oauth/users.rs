@@ -127,6 +127,34 @@ pub async fn by_id_prefetched(
         .filter(|u| u.id == id))
 }
 
+/// The record key (`user:<key>`) of the account `username` names, as sign-in looks it up;
+/// `None` for a name no account can have.
+pub fn record_key(username: &str) -> Option<String> {
+    username::enforce(username).ok().map(|name| name.key)
+}
+
+/// The user with id `id`, read through the record key `key_hint` when it is given (a
+/// session's [`Session::user`](crate::oauth::session::Session::user)) and that record is
+/// still this user's: one read instead of two, and read ahead with the rest when `pre` holds
+/// it. A record under the hint that is missing or carries another id (the name was taken by
+/// someone else) is not trusted: the user is then found by id, as [`by_id_prefetched`].
+pub async fn for_session(
+    state: &AppState,
+    id: &str,
+    key_hint: &str,
+    pre: &mut Prefetched,
+) -> Result<Option<User>, OAuthError> {
+    if !key_hint.is_empty() {
+        let user = pre
+            .get_json::<User>(state.store.as_ref(), &schema::user(key_hint))
+            .await?;
+        if let Some(user) = user.filter(|u| u.id == id) {
+            return Ok(Some(user));
+        }
+    }
+    by_id_prefetched(state, id, pre).await
+}
+
 /// How a caller of the management API proves who they are.
 pub enum UserCredentials {
     /// HTTP Basic with username and password.
@@ -182,5 +210,81 @@ pub async fn authenticate_caller(
         UserCredentials::Missing => Err(fail(
             "authentication required: HTTP Basic or a Bearer token",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        config::Config,
+        crypto::Passwords,
+        keys::{KeySet, SigningKey},
+        state::StateParts,
+        store::{Store, memory::MemoryStore},
+        time::MockClock,
+    };
+
+    fn user(id: &str, username: &str) -> User {
+        User {
+            id: id.into(),
+            username: username.into(),
+            password_hash: String::new(),
+            created_at: 0,
+        }
+    }
+
+    async fn put<T: Serialize + Sync>(store: &dyn Store, key: &str, value: &T) {
+        store.put_json(key, value, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_finds_its_user_through_the_hint_only_while_the_record_is_theirs() {
+        let store = Arc::new(MemoryStore::new());
+        let (key, _) = SigningKey::generate(Config::default().signing_alg, 0, 0).unwrap();
+        let state = AppState::from_parts(StateParts {
+            config: Config::default(),
+            store: store.clone(),
+            keys: KeySet::from_keys(vec![key]),
+            clock: Arc::new(MockClock::new()),
+            passwords: Passwords::new().await.unwrap(),
+            session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+        });
+        let found = |id: &'static str, hint: &'static str| {
+            let state = &state;
+            async move {
+                for_session(state, id, hint, &mut Prefetched::default())
+                    .await
+                    .unwrap()
+                    .map(|u| u.username)
+            }
+        };
+        // The hint alone finds the record: no id record is read.
+        put(store.as_ref(), &schema::user("alice"), &user("a", "Alice")).await;
+        assert_eq!(found("a", "alice").await.as_deref(), Some("Alice"));
+        // The name now belongs to another account: the hint is not trusted, and without an
+        // id record there is no user.
+        put(store.as_ref(), &schema::user("alice"), &user("b", "Alice")).await;
+        assert_eq!(found("a", "alice").await, None);
+        // The user is found by id when the hint points elsewhere, or is empty (a cookie
+        // sealed before hints).
+        put(store.as_ref(), &schema::user_id("a"), &"alice2").await;
+        put(
+            store.as_ref(),
+            &schema::user("alice2"),
+            &user("a", "Alice2"),
+        )
+        .await;
+        assert_eq!(found("a", "alice").await.as_deref(), Some("Alice2"));
+        assert_eq!(found("a", "").await.as_deref(), Some("Alice2"));
+        // A record read ahead under the hint is used, and only if it is the user's.
+        let mut pre = Prefetched::read(store.as_ref(), vec![schema::user("alice2")])
+            .await
+            .unwrap();
+        store.delete(&schema::user("alice2")).await.unwrap();
+        let ahead = for_session(&state, "a", "alice2", &mut pre).await.unwrap();
+        assert_eq!(ahead.map(|u| u.username).as_deref(), Some("Alice2"));
     }
 }

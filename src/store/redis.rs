@@ -138,6 +138,7 @@ pub struct RedisStore {
     take: Script,
     cas: Script,
     incr: Script,
+    put_new: Script,
 }
 
 impl RedisStore {
@@ -163,6 +164,7 @@ impl RedisStore {
             take: Script::new(TAKE),
             cas: Script::new(CAS),
             incr: Script::new(INCR),
+            put_new: Script::new(PUT_NEW),
         }
     }
 
@@ -400,13 +402,25 @@ impl Store for RedisStore {
             let reply: Option<String> = self.run(key, cmd).await?;
             return Ok(reply.is_some());
         };
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(PUT_NEW).arg(2).arg(&full).arg(&sibling);
-        cmd.arg(value)
-            .arg(&ttl)
-            .arg(request.as_bytes())
-            .arg(&marker_ttl);
-        let created: i64 = self.run(key, cmd).await?;
+        let created: i64 = if self.durable(key) {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(PUT_NEW).arg(2).arg(&full).arg(&sibling);
+            cmd.arg(value)
+                .arg(&ttl)
+                .arg(request.as_bytes())
+                .arg(&marker_ttl);
+            self.run(key, cmd).await?
+        } else {
+            // `EVALSHA`, falling back to loading the script once per node.
+            let mut c = self.conn().await?;
+            let mut inv = self.put_new.key(&full);
+            inv.key(&sibling)
+                .arg(value)
+                .arg(&ttl)
+                .arg(request.as_bytes())
+                .arg(&marker_ttl);
+            self.ok(inv.invoke_async(&mut c).await)?
+        };
         Ok(created == 1)
     }
 

@@ -191,14 +191,15 @@ async fn checked_session(
     if sign_out::is_ended(state, &s, pre).await? {
         return Ok(None);
     }
-    Ok(users::by_id_prefetched(state, &s.sub, pre)
+    Ok(users::for_session(state, &s.sub, &s.user, pre)
         .await?
         .map(|u| (s, u)))
 }
 
 /// Reads ahead, in one store round trip, what an authorization request for `client_id`
-/// will read: the session's sign-out record and its user's id record (for the session
-/// cookie's `session`), the client's record, and the user's consent to it. A store error
+/// will read: the session's sign-out record and its user's record (through the cookie's
+/// record key, else the user's id record), the client's record, and the user's consent to
+/// it. A store error
 /// reads nothing ahead: the reads then happen one by one and answer the error as usual.
 async fn read_ahead(
     state: &AppState,
@@ -207,9 +208,13 @@ async fn read_ahead(
 ) -> Prefetched {
     let sub = session.map(|s| &s.sub);
     let mut keys = Vec::with_capacity(4);
-    if let Some(sub) = &sub {
-        keys.push(schema::sessions(sub));
-        keys.push(schema::user_id(sub));
+    if let Some(s) = session {
+        keys.push(schema::sessions(&s.sub));
+        keys.push(if s.user.is_empty() {
+            schema::user_id(&s.sub)
+        } else {
+            schema::user(&s.user)
+        });
     }
     let client = client_id.and_then(|id| Some((id, client::record_key(&state.config, id)?)));
     if let Some((id, key)) = client {
@@ -426,7 +431,15 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
     let pending = authorize::open_pending(state, txn);
     let cookie_session = session_cookie(state, req);
     let client_id = pending.as_ref().map(authorize::Pending::client_id);
-    let mut pre = read_ahead(state, cookie_session.as_ref(), client_id).await;
+    // The form's single use is claimed beside the read-ahead (one round trip for both).
+    let claim = async {
+        match (&pending, &cookie_session) {
+            (Some(p), Some(s)) => authorize::claim(state, p, &s.sub).await,
+            _ => Ok(false),
+        }
+    };
+    let (mut pre, claimed) =
+        tokio::join!(read_ahead(state, cookie_session.as_ref(), client_id), claim);
     let session = match checked_session(state, cookie_session, &mut pre).await {
         Ok(Some((s, _))) => s,
         Ok(None) => {
@@ -440,7 +453,11 @@ async fn authorize_post(req: &Request, body: Body, Data(state): Data<&AppState>)
         }
         Err(e) => return server_error_page(&e),
     };
-    match authorize::decide(state, &mut pre, &session, pending, allow).await {
+    let claimed = match claimed {
+        Ok(c) => c,
+        Err(e) => return server_error_page(&e),
+    };
+    match authorize::decide(state, &mut pre, &session, pending, claimed, allow).await {
         Ok(Decision::Redirect(url)) => see_other(&url),
         Ok(Decision::Refused) => html(
             StatusCode::BAD_REQUEST,
@@ -512,6 +529,7 @@ async fn login_post(req: &Request, body: Body, Data(state): Data<&AppState>) -> 
                 sub: user.id.clone(),
                 auth_time: now,
                 sid: random_id(),
+                user: users::record_key(&user.username).unwrap_or_default(),
             };
             let ttl = state.config.session_ttl;
             let sealed = session::seal(&state.session_key, "session", now + ttl, &session);

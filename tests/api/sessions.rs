@@ -111,6 +111,36 @@ async fn a_session_cookie_saved_before_logout_is_refused_afterwards() {
 }
 
 #[tokio::test]
+async fn a_consent_form_posted_after_logout_is_refused_and_issues_no_code() {
+    each_store(async |app: TestApp| {
+        let client = app.confidential_client().await;
+        let query = app.authorize_query(&client, &[]);
+        let session = app.login(&client.owner).await;
+        let txn = app.consent_txn(&query, &session).await;
+
+        assert_eq!(logout(&app, &session).await.status(), StatusCode::OK);
+        let resp = app.post_consent(&session, &txn, "allow").await;
+
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(resp.headers().get(header::LOCATION).is_none());
+        assert!(
+            resp.text()
+                .await
+                .unwrap()
+                .contains("not signed in any more")
+        );
+        // Signed in again, the user starts from the application: a new form works.
+        let again = app.login(&client.owner).await;
+        let fresh = app.consent_txn(&query, &again).await;
+        assert_eq!(
+            app.post_consent(&again, &fresh, "allow").await.status(),
+            StatusCode::SEE_OTHER
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sign_out_everywhere_ends_every_earlier_session_of_the_user_only() {
     each_store(async |app: TestApp| {
         let client = app.confidential_client().await;
