@@ -8,14 +8,20 @@
 //! (wrong password, DB index out of range, TLS failure, unreachable node) and says whether it
 //! can heal by itself ([`Problem`]).
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    task::Poll,
+    time::Duration,
+};
 
 use redis::{
-    Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
+    Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
 };
+use tokio::sync::oneshot;
 
 /// Where Redis is.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,14 +119,16 @@ impl RedisOptions {
         }))
     }
 
-    /// Connects (the first command of the store calls this, and so does a rebuild).
+    /// Connects (the first command of the store calls this, and so does a rebuild). Single
+    /// commands leave through a [`Coalesced`] queue.
     pub(crate) async fn connect(&self) -> Result<Conn, Problem> {
         let conn = self.connect_once().await?;
-        Ok(if self.send_twice {
+        let conn = if self.send_twice {
             Conn::Twice(Box::new(conn))
         } else {
             conn
-        })
+        };
+        Ok(Conn::Coalesced(Arc::new(Coalesced::new(conn))))
     }
 
     async fn connect_once(&self) -> Result<Conn, Problem> {
@@ -187,6 +195,98 @@ pub enum Conn {
     Cluster(ClusterConnection),
     /// Tests only: every command sent twice (see [`RedisOptions::send_twice`]).
     Twice(Box<Conn>),
+    /// Single commands queued and sent together ([`Coalesced`]).
+    Coalesced(Arc<Coalesced>),
+}
+
+/// A single command waiting in a [`Coalesced`] queue, with where its answer goes.
+type Queued = (Cmd, oneshot::Sender<RedisResult<Value>>);
+
+/// Commands that requests issue at about the same time leave in one write.
+///
+/// redis-rs multiplexes every command over one socket through a driver task, which writes
+/// what it has queued when it runs. On tokio's multi-threaded runtime a woken task runs next
+/// (the "LIFO slot"), so the driver runs as soon as the first request sends, and every
+/// command costs its own `write` (and, on loopback, the wake-up of Redis): with many
+/// requests in flight, that was most of what a Redis round trip cost the server.
+///
+/// Here the first command of a batch spawns a flusher that yields once, which lets every
+/// task already runnable reach its own command first; the flusher then hands them all to
+/// redis-rs in one pass, so the driver writes them together. Each command is still sent as
+/// itself (its own routing on a cluster, its own response timeout and resend), so what a
+/// command means does not change; only when it leaves. The wait is one pass of the
+/// scheduler's run queue, no timer. Pipelines (`WAIT` after a write) go straight through.
+pub struct Coalesced {
+    inner: Conn,
+    queue: Mutex<Vec<Queued>>,
+}
+
+impl Coalesced {
+    fn new(inner: Conn) -> Self {
+        Self {
+            inner,
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // A panic while holding the lock cannot leave the Vec inconsistent: use it anyway.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `cmd`, starting a flusher when it is the first of its batch, and waits for its
+    /// answer.
+    async fn send(self: Arc<Self>, cmd: Cmd) -> RedisResult<Value> {
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut queue = self.queue();
+            queue.push((cmd, tx));
+            queue.len() == 1
+        };
+        if first {
+            let this = Arc::clone(&self);
+            tokio::spawn(async move { this.flush().await });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the command's batch was dropped (runtime shut down)",
+            )))
+        })
+    }
+
+    /// Sends every queued command (after one yield), each as itself, all in one poll pass.
+    async fn flush(&self) {
+        tokio::task::yield_now().await;
+        let batch = std::mem::take(&mut *self.queue());
+        let (cmds, senders): (Vec<Cmd>, Vec<_>) = batch.into_iter().unzip();
+        let mut senders: Vec<_> = senders.into_iter().map(Some).collect();
+        let mut conns = vec![self.inner.clone(); cmds.len()];
+        let mut pending: Vec<(usize, RedisFuture<'_, Value>)> = conns
+            .iter_mut()
+            .zip(&cmds)
+            .map(|(conn, cmd)| conn.req_packed_command(cmd))
+            .enumerate()
+            .collect();
+        std::future::poll_fn(|cx| {
+            pending.retain_mut(|(i, answer)| match answer.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    if let Some(tx) = senders[*i].take() {
+                        // The request may have gone (client disconnected): nothing to do.
+                        let _ = tx.send(result);
+                    }
+                    false
+                }
+                Poll::Pending => true,
+            });
+            if pending.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -198,6 +298,7 @@ impl ConnectionLike for Conn {
                 c.req_packed_command(cmd).await?;
                 c.req_packed_command(cmd).await
             }),
+            Conn::Coalesced(c) => Box::pin(Arc::clone(c).send(cmd.clone())),
         }
     }
 
@@ -214,6 +315,10 @@ impl ConnectionLike for Conn {
                 c.req_packed_commands(pipeline, offset, count).await?;
                 c.req_packed_commands(pipeline, offset, count).await
             }),
+            Conn::Coalesced(c) => Box::pin(async move {
+                let mut inner = c.inner.clone();
+                inner.req_packed_commands(pipeline, offset, count).await
+            }),
         }
     }
 
@@ -222,6 +327,7 @@ impl ConnectionLike for Conn {
             Conn::Node(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
             Conn::Twice(c) => c.get_db(),
+            Conn::Coalesced(c) => c.inner.get_db(),
         }
     }
 }
