@@ -62,6 +62,22 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Unit tests: a state on `store` with the default configuration, a fresh signing key, a
+    /// mock clock at its start and a fixed session secret.
+    #[cfg(test)]
+    pub(crate) async fn for_tests(store: Arc<dyn Store>) -> Self {
+        let config = Config::default();
+        let (key, _) = SigningKey::generate(config.signing_alg, 0, 0).expect("a test signing key");
+        Self::from_parts(StateParts {
+            config,
+            store,
+            keys: KeySet::from_keys(vec![key]),
+            clock: Arc::new(crate::time::MockClock::new()),
+            passwords: Passwords::new().await.expect("the test password slots"),
+            session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+        })
+    }
+
     /// Assembles the state from its parts.
     pub fn from_parts(parts: StateParts) -> Self {
         let StateParts {

@@ -198,14 +198,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::state::StateParts;
     use crate::{
-        config::Config,
-        crypto::Passwords,
-        keys::{KeySet, SigningKey},
         oauth::{client::AuthMethod, scope::Scope},
         store::{Store, StoreError, memory::MemoryStore},
-        time::MockClock,
     };
 
     /// A memory store that, once armed, writes `(key, value)` (or deletes the key for `None`)
@@ -290,16 +285,7 @@ mod tests {
 
     async fn setup() -> (AppState, Arc<Racing>, User, Client) {
         let store = Arc::new(Racing::default());
-        let clock = Arc::new(MockClock::new());
-        let (key, _) = SigningKey::generate(Config::default().signing_alg, 0, 0).unwrap();
-        let state = AppState::from_parts(StateParts {
-            config: Config::default(),
-            store: store.clone(),
-            keys: KeySet::from_keys(vec![key]),
-            clock,
-            passwords: Passwords::new().await.unwrap(),
-            session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
-        });
+        let state = AppState::for_tests(store.clone()).await;
         let owner = User {
             id: "owner".into(),
             username: "owner".into(),

@@ -218,14 +218,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{
-        config::Config,
-        crypto::Passwords,
-        keys::{KeySet, SigningKey},
-        state::StateParts,
-        store::{Store, memory::MemoryStore},
-        time::MockClock,
-    };
+    use crate::store::{Store, memory::MemoryStore};
 
     fn user(id: &str, username: &str) -> User {
         User {
@@ -243,15 +236,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_finds_its_user_through_the_hint_only_while_the_record_is_theirs() {
         let store = Arc::new(MemoryStore::new());
-        let (key, _) = SigningKey::generate(Config::default().signing_alg, 0, 0).unwrap();
-        let state = AppState::from_parts(StateParts {
-            config: Config::default(),
-            store: store.clone(),
-            keys: KeySet::from_keys(vec![key]),
-            clock: Arc::new(MockClock::new()),
-            passwords: Passwords::new().await.unwrap(),
-            session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
-        });
+        let state = AppState::for_tests(store.clone()).await;
         let found = |id: &'static str, hint: &'static str| {
             let state = &state;
             async move {

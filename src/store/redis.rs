@@ -402,23 +402,25 @@ impl Store for RedisStore {
             let reply: Option<String> = self.run(key, cmd).await?;
             return Ok(reply.is_some());
         };
+        let args: [&[u8]; 4] = [
+            value,
+            ttl.as_bytes(),
+            request.as_bytes(),
+            marker_ttl.as_bytes(),
+        ];
         let created: i64 = if self.durable(key) {
             let mut cmd = redis::cmd("EVAL");
-            cmd.arg(PUT_NEW).arg(2).arg(&full).arg(&sibling);
-            cmd.arg(value)
-                .arg(&ttl)
-                .arg(request.as_bytes())
-                .arg(&marker_ttl);
+            cmd.arg(PUT_NEW)
+                .arg(2)
+                .arg(&full)
+                .arg(&sibling)
+                .arg(&args[..]);
             self.run(key, cmd).await?
         } else {
             // `EVALSHA`, falling back to loading the script once per node.
             let mut c = self.conn().await?;
             let mut inv = self.put_new.key(&full);
-            inv.key(&sibling)
-                .arg(value)
-                .arg(&ttl)
-                .arg(request.as_bytes())
-                .arg(&marker_ttl);
+            inv.key(&sibling).arg(&args[..]);
             self.ok(inv.invoke_async(&mut c).await)?
         };
         Ok(created == 1)

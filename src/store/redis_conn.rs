@@ -260,18 +260,17 @@ impl Coalesced {
         tokio::task::yield_now().await;
         let batch = std::mem::take(&mut *self.queue());
         let (cmds, senders): (Vec<Cmd>, Vec<_>) = batch.into_iter().unzip();
-        let mut senders: Vec<_> = senders.into_iter().map(Some).collect();
         let mut conns = vec![self.inner.clone(); cmds.len()];
-        let mut pending: Vec<(usize, RedisFuture<'_, Value>)> = conns
+        let mut pending: Vec<(RedisFuture<'_, Value>, Option<_>)> = conns
             .iter_mut()
             .zip(&cmds)
             .map(|(conn, cmd)| conn.req_packed_command(cmd))
-            .enumerate()
+            .zip(senders.into_iter().map(Some))
             .collect();
         std::future::poll_fn(|cx| {
-            pending.retain_mut(|(i, answer)| match answer.as_mut().poll(cx) {
+            pending.retain_mut(|(answer, sender)| match answer.as_mut().poll(cx) {
                 Poll::Ready(result) => {
-                    if let Some(tx) = senders[*i].take() {
+                    if let Some(tx) = sender.take() {
                         // The request may have gone (client disconnected): nothing to do.
                         let _ = tx.send(result);
                     }
