@@ -270,9 +270,13 @@ impl TokenApi {
             origin: crate::api::cors::request_origin(req),
         };
         let attempt = crate::oauth::client::auth_attempt(&self.state.config, &creds);
-        let work = |prefetched| grant::token(&self.state, creds, request, prefetched);
+        // A code's record is read in the same round trip as the client's.
+        let peek = grant::peek_code(&self.state, &request);
+        let work =
+            |prefetched, peeked| grant::token(&self.state, creds, request, prefetched, peeked);
         let issued =
-            throttle::guard_with(&self.state, &attempt, work, throttle::client_outcome).await?;
+            throttle::guard_alongside(&self.state, &attempt, peek, work, throttle::client_outcome)
+                .await?;
         Ok(TokenOk::Ok(Json(issued.into())))
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! [`token`] authenticates the client, dispatches on `grant_type`, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
-//! code is taken from the store atomically, so of any number of concurrent redemptions
-//! exactly one succeeds.
+//! code is consumed by a compare-and-swap that leaves what it bought in its place, so of any
+//! number of concurrent redemptions exactly one succeeds and every other one revokes what
+//! the first bought.
 
 use std::time::Duration;
 
@@ -105,6 +106,7 @@ pub async fn token(
     creds: ClientCredentials,
     req: TokenRequest,
     prefetched: crate::store::Prefetched,
+    peeked_code: Option<Option<Vec<u8>>>,
 ) -> Result<Issued, OAuthError> {
     let name = req
         .grant_type
@@ -128,7 +130,7 @@ pub async fn token(
         ));
     }
     let issued = match grant_type {
-        GrantType::AuthorizationCode => authorization_code(state, &client, req).await,
+        GrantType::AuthorizationCode => authorization_code(state, &client, req, peeked_code).await,
         GrantType::RefreshToken => refresh_token(state, &client, req).await,
         GrantType::ClientCredentials => client_credentials(state, &client, &req),
     }?;
@@ -140,6 +142,7 @@ async fn authorization_code(
     state: &AppState,
     client: &Client,
     req: TokenRequest,
+    peeked: Option<Option<Vec<u8>>>,
 ) -> Result<Issued, OAuthError> {
     let code = req
         .code
@@ -147,20 +150,29 @@ async fn authorization_code(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     resource::check_values(&req.resources)?;
-    if code.len() > 256 {
+    if code.len() > MAX_CODE_LEN {
         return Err(OAuthError::invalid_grant(
             "the authorization code is invalid",
         ));
     }
     let key = schema::code(code);
-    let Some(grant) = state.store.take_json::<CodeGrant>(&key).await? else {
-        revoke_if_replayed(state, code).await?;
-        return Err(OAuthError::invalid_grant(
-            "the authorization code is invalid, expired or already used",
-        ));
+    let current = match peeked {
+        Some(read) => read,
+        None => state.store.get(&key).await?,
     };
-    // Name what this code is about to buy and record it before anything else, so that a
-    // replay arriving even a moment later revokes it (RFC 6749 §4.1.2).
+    let Some(current) = current else {
+        revoke_if_replayed(state, code).await?;
+        return Err(code_used());
+    };
+    if current.starts_with(USED) {
+        revoke_replayed(state, &key).await?;
+        return Err(code_used());
+    }
+    let grant: CodeGrant = serde_json::from_slice(&current)
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("code record: {e}")))?;
+    // Name what this code is about to buy and record it in the same step that consumes the
+    // code, so that any redemption after this one, even a concurrent one, finds the record
+    // and revokes it (RFC 6749 §4.1.2).
     let jti = random_id();
     let exp = state.now() + state.config.access_token_ttl;
     let wants_refresh = grant.req.scope.contains(client::OFFLINE_ACCESS)
@@ -172,16 +184,25 @@ async fn authorization_code(
         family: wants_refresh.then(random_id),
         client_id: grant.req.client_id.clone(),
     };
+    let mut used = USED.to_vec();
+    serde_json::to_writer(&mut used, &redeemed)
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("used-code record: {e}")))?;
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
-    // The record and the consent cut-off check at once (one round trip); both have
-    // answered before anything is issued.
+    // The code is consumed only if it still holds what was read (exactly one of any number
+    // of concurrent redemptions swaps it), and the consent cut-off is checked at once (one
+    // round trip); both have answered before anything is issued.
     let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
-    let used_key = schema::used_code(code);
-    let (recorded, cutoff) = tokio::join!(
-        state.store.put_json(&used_key, &redeemed, Some(ttl)),
+    let (taken, cutoff) = tokio::join!(
+        state
+            .store
+            .compare_and_swap(&key, &current, Some(&used), Some(ttl)),
         crate::oauth::token_cutoff::check_code(state, &grant.sub, &grant.req.client_id, issued_at)
     );
-    recorded?;
+    if !taken? {
+        // Another redemption consumed it first: this one is a replay of it.
+        revoke_replayed(state, &key).await?;
+        return Err(code_used());
+    }
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -278,19 +299,74 @@ struct Redeemed {
     client_id: String,
 }
 
+/// The longest authorization code looked up (ours are 43 characters).
+const MAX_CODE_LEN: usize = 256;
+
+/// What a code's key holds once the code is redeemed: these bytes, then the [`Redeemed`]
+/// JSON. A code record is JSON and starts with `{`, so the two cannot be confused.
+const USED: &[u8] = b"used:";
+
+fn code_used() -> OAuthError {
+    OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
+}
+
+/// Reads the record of the code a token request redeems, so that it can be read alongside
+/// the client's authentication ([`crate::throttle::guard_alongside`]); nothing is consumed
+/// before the client has authenticated. `None`: not read (not a code exchange, or the store
+/// failed, in which case the exchange reads it again and reports the failure).
+pub fn peek_code<'a>(
+    state: &'a AppState,
+    req: &TokenRequest,
+) -> impl Future<Output = Option<Option<Vec<u8>>>> + 'a {
+    let key = req
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= MAX_CODE_LEN)
+        .filter(|_| {
+            req.grant_type.as_deref().and_then(GrantType::parse)
+                == Some(GrantType::AuthorizationCode)
+        })
+        .map(schema::code);
+    async move {
+        match key {
+            Some(key) => state.store.get(&key).await.ok(),
+            None => None,
+        }
+    }
+}
+
 /// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its
-/// first use are revoked.
+/// first use are revoked. The record is taken, so of concurrent replays one revokes.
+async fn revoke_replayed(state: &AppState, key: &str) -> Result<(), OAuthError> {
+    let Some(used) = state.store.take(key).await? else {
+        return Ok(());
+    };
+    let Some(json) = used.strip_prefix(USED) else {
+        return Ok(());
+    };
+    let r: Redeemed = serde_json::from_slice(json)
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("used-code record: {e}")))?;
+    revoke_redeemed(state, r).await
+}
+
+/// [`revoke_replayed`] for a code redeemed by a release that kept the record under its own
+/// key (`used:code:…`), for as long as such records live (an access token's lifetime).
 async fn revoke_if_replayed(state: &AppState, code: &str) -> Result<(), OAuthError> {
     if let Some(r) = state
         .store
         .take_json::<Redeemed>(&schema::used_code(code))
         .await?
     {
-        tracing::warn!("authorization code replayed; revoking the tokens it was exchanged for");
-        revocation::deny_jti(state, &r.jti, r.exp, &r.client_id, state.now()).await?;
-        if let Some(family) = r.family {
-            refresh::revoke_family(state, &family).await?;
-        }
+        revoke_redeemed(state, r).await?;
+    }
+    Ok(())
+}
+
+async fn revoke_redeemed(state: &AppState, r: Redeemed) -> Result<(), OAuthError> {
+    tracing::warn!("authorization code replayed; revoking the tokens it was exchanged for");
+    revocation::deny_jti(state, &r.jti, r.exp, &r.client_id, state.now()).await?;
+    if let Some(family) = r.family {
+        refresh::revoke_family(state, &family).await?;
     }
     Ok(())
 }

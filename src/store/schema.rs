@@ -193,7 +193,9 @@ pub fn code(code: &str) -> String {
     format!("code:{}", sha256_b64(code.as_bytes()))
 }
 
-/// `used:code:<SHA-256 of the code>`: what a redeemed code bought, to revoke it on replay.
+/// `used:code:<SHA-256 of the code>`: what a redeemed code bought, as earlier releases kept
+/// it; a code redeemed now keeps it under its own key (see `oauth::grant`). Read on a
+/// replay only, for as long as such records live.
 pub fn used_code(code: &str) -> String {
     format!("used:{}", self::code(code))
 }

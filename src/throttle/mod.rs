@@ -511,9 +511,33 @@ pub async fn guard_with<T, F>(
 where
     F: Future<Output = Result<T, OAuthError>>,
 {
-    let mut pass = attempt.admit(state).await?;
+    guard_alongside(
+        state,
+        attempt,
+        std::future::ready(()),
+        |p, ()| work(p),
+        judge,
+    )
+    .await
+}
+
+/// [`guard_with`], with `side` (a read the work will need) run at the same time as the
+/// admission, so the two share a round trip. `side` runs even when the attempt is refused:
+/// it must only read.
+pub async fn guard_alongside<S, T, F>(
+    state: &AppState,
+    attempt: &Attempt,
+    side: impl Future<Output = S>,
+    work: impl FnOnce(Prefetched, S) -> F,
+    judge: impl FnOnce(&Result<T, OAuthError>) -> Outcome,
+) -> Result<T, Refusal>
+where
+    F: Future<Output = Result<T, OAuthError>>,
+{
+    let (admitted, side) = tokio::join!(attempt.admit(state), side);
+    let mut pass = admitted?;
     let prefetched = std::mem::take(&mut pass.prefetched);
-    let result = work(prefetched).await;
+    let result = work(prefetched, side).await;
     attempt.settle(state, pass, judge(&result)).await;
     result.map_err(Refusal::Error)
 }

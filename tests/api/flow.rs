@@ -185,33 +185,58 @@ async fn openid_scope_adds_an_id_token_with_nonce_and_at_hash() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_redemptions_of_one_code_yield_exactly_one_token() {
+async fn fifty_concurrent_redemptions_of_one_code_yield_exactly_one_token_which_the_others_revoke()
+{
     each_store(async |app: TestApp| {
         let app = Arc::new(app);
-        let client = app.confidential_client().await;
-        let code = app.code_for(&client, &[]).await;
+        let client = app.refreshing_client().await;
+        let code = app
+            .code_for(&client, &[("scope", "beers:read offline_access")])
+            .await;
 
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (app, client, code) = (app.clone(), client.clone(), code.clone());
-                tokio::spawn(async move { app.redeem(&client, &code).await.status().as_u16() })
+                tokio::spawn(async move {
+                    let resp = app.redeem(&client, &code).await;
+                    let status = resp.status().as_u16();
+                    (status, resp.json::<Value>().await.unwrap())
+                })
             })
             .collect();
-        let mut statuses = Vec::new();
+        let mut answers = Vec::new();
         for t in tasks {
-            statuses.push(t.await.unwrap());
+            answers.push(t.await.unwrap());
         }
 
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 200).count(),
-            1,
-            "{statuses:?}"
-        );
+        let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+        let won: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(won.len(), 1, "{statuses:?}");
         assert_eq!(
             statuses.iter().filter(|s| **s == 400).count(),
             49,
             "{statuses:?}"
         );
+        for (status, body) in &answers {
+            if *status == 400 {
+                assert_eq!(body["error"], "invalid_grant", "{body}");
+            }
+        }
+        // Every other redemption was a use of a used code (RFC 6749 §4.1.2): what the
+        // winner bought is revoked, however close together they came.
+        let access = won[0]["access_token"].as_str().unwrap();
+        let refresh = won[0]["refresh_token"].as_str().unwrap();
+        assert_eq!(app.introspect(&client, access).await["active"], false);
+        assert_oauth_error(
+            app.refresh(&client, refresh, None).await,
+            400,
+            "invalid_grant",
+        )
+        .await;
     })
     .await;
 }
@@ -343,6 +368,38 @@ async fn userinfo_answers_for_openid_tokens_and_adds_the_username_with_profile()
         assert_oauth_error(resp, 403, "insufficient_scope").await;
         let anon = app.http.get(app.url("/userinfo")).send().await.unwrap();
         assert_oauth_error(anon, 401, "invalid_token").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_code_redeemed_under_the_earlier_record_layout_still_revokes_on_replay() {
+    use hallpass::store::{StoreJson, schema};
+    each_store(async |app: TestApp| {
+        let c = app.confidential_client().await;
+        let code = app.code_for(&c, &[]).await;
+        let body: Value = app.redeem(&c, &code).await.json().await.unwrap();
+        let access = body["access_token"].as_str().unwrap();
+        let claims = crate::revocation_feed::claims_of(access);
+        // As an earlier release left it: the code's key gone, what it bought under
+        // `used:code:…`.
+        let store = &app.state.store;
+        assert!(store.delete(&schema::code(&code)).await.unwrap());
+        let redeemed = serde_json::json!({
+            "jti": claims["jti"],
+            "exp": claims["exp"],
+            "family": null,
+            "client_id": c.client_id,
+        });
+        store
+            .put_json(&schema::used_code(&code), &redeemed, None)
+            .await
+            .unwrap();
+
+        assert_oauth_error(app.redeem(&c, &code).await, 400, "invalid_grant").await;
+
+        assert_eq!(app.introspect(&c, access).await["active"], false);
+        assert_eq!(store.get(&schema::used_code(&code)).await.unwrap(), None);
     })
     .await;
 }
