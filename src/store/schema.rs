@@ -48,7 +48,7 @@ pub const KEYS: &[KeyShape] = &[
     },
     KeyShape {
         pattern: "code:<SHA-256 of the code>",
-        lifetime: "60 s (`HALLPASS_CODE_TTL`)",
+        lifetime: "60 s (`HALLPASS_CODE_TTL`) while pending; once redeemed, the access-token lifetime",
     },
     KeyShape {
         pattern: "used:code:<SHA-256 of the code>",
@@ -188,7 +188,8 @@ pub fn owner_clients(owner: &str) -> String {
     format!("owner_clients:{}", escape(owner))
 }
 
-/// `code:<SHA-256 of the code>`: a pending authorization code grant.
+/// `code:<SHA-256 of the code>`: a pending authorization code grant, and once redeemed what
+/// it bought (see `oauth::grant`).
 pub fn code(code: &str) -> String {
     format!("code:{}", sha256_b64(code.as_bytes()))
 }
