@@ -3,8 +3,9 @@
 //! [`token`] authenticates the client, dispatches on `grant_type`, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
 //! code is consumed by a compare-and-swap that leaves what it bought in its place, so of any
-//! number of concurrent redemptions exactly one succeeds and every other one revokes what
-//! the first bought.
+//! number of concurrent redemptions exactly one consumes it, and a later or concurrent one
+//! finds that record and revokes what it names (a refresh token is handed out only after a
+//! second look at the record, so a replay that came before its family existed still wins).
 
 use std::time::Duration;
 
@@ -165,11 +166,10 @@ async fn authorization_code(
         return Err(code_used());
     };
     if current.starts_with(USED) {
-        revoke_replayed(state, &key).await?;
+        revoke_replayed(state, code, &key).await?;
         return Err(code_used());
     }
-    let grant: CodeGrant = serde_json::from_slice(&current)
-        .map_err(|e| crate::store::StoreError::Corrupt(format!("code record: {e}")))?;
+    let grant: CodeGrant = serde_json::from_slice(&current).map_err(|e| corrupt("code", &e))?;
     // Name what this code is about to buy and record it in the same step that consumes the
     // code, so that any redemption after this one, even a concurrent one, finds the record
     // and revokes it (RFC 6749 §4.1.2).
@@ -185,8 +185,7 @@ async fn authorization_code(
         client_id: grant.req.client_id.clone(),
     };
     let mut used = USED.to_vec();
-    serde_json::to_writer(&mut used, &redeemed)
-        .map_err(|e| crate::store::StoreError::Corrupt(format!("used-code record: {e}")))?;
+    serde_json::to_writer(&mut used, &redeemed).map_err(|e| corrupt("used-code", &e))?;
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
     // The code is consumed only if it still holds what was read (exactly one of any number
     // of concurrent redemptions swaps it), and the consent cut-off is checked at once (one
@@ -200,7 +199,7 @@ async fn authorization_code(
     );
     if !taken? {
         // Another redemption consumed it first: this one is a replay of it.
-        revoke_replayed(state, &key).await?;
+        revoke_replayed(state, code, &key).await?;
         return Err(code_used());
     }
     if grant.exp <= state.now() {
@@ -282,6 +281,13 @@ async fn authorization_code(
             family,
         )
         .await?;
+        // A replay that took the record before this family existed found nothing to revoke:
+        // look again now that it does (each step is atomic on its key, so either the replay
+        // comes after this read and revokes the family, or this read sees it and revokes).
+        if state.store.get(&key).await?.as_deref() != Some(used.as_slice()) {
+            refresh::revoke_family(state, family).await?;
+            return Err(code_used());
+        }
         issued.refresh_token = Some(rt);
     }
     Ok(issued)
@@ -336,17 +342,21 @@ pub fn peek_code<'a>(
 }
 
 /// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its
-/// first use are revoked. The record is taken, so of concurrent replays one revokes.
-async fn revoke_replayed(state: &AppState, key: &str) -> Result<(), OAuthError> {
-    let Some(used) = state.store.take(key).await? else {
-        return Ok(());
+/// first use are revoked. The record is taken, so of concurrent replays one revokes. Once a
+/// code's grant has been swapped out its key never holds a grant again, so what is taken is
+/// a `used:` record, a release's take marker or nothing; without a record here, one that an
+/// earlier release wrote under its own key is looked for.
+async fn revoke_replayed(state: &AppState, code: &str, key: &str) -> Result<(), OAuthError> {
+    let taken = state.store.take(key).await?;
+    let Some(json) = taken.as_deref().and_then(|v| v.strip_prefix(USED)) else {
+        return revoke_if_replayed(state, code).await;
     };
-    let Some(json) = used.strip_prefix(USED) else {
-        return Ok(());
-    };
-    let r: Redeemed = serde_json::from_slice(json)
-        .map_err(|e| crate::store::StoreError::Corrupt(format!("used-code record: {e}")))?;
+    let r: Redeemed = serde_json::from_slice(json).map_err(|e| corrupt("used-code", &e))?;
     revoke_redeemed(state, r).await
+}
+
+fn corrupt(what: &str, e: &serde_json::Error) -> crate::store::StoreError {
+    crate::store::StoreError::Corrupt(format!("{what} record: {e}"))
 }
 
 /// [`revoke_replayed`] for a code redeemed by a release that kept the record under its own

@@ -522,8 +522,9 @@ where
 }
 
 /// [`guard_with`], with `side` (a read the work will need) run at the same time as the
-/// admission, so the two share a round trip. `side` runs even when the attempt is refused:
-/// it must only read.
+/// admission, so neither waits for the other (on one Redis node their commands leave in one
+/// write). `side` runs even when the attempt is refused: it must only read, and cost no more
+/// than one bounded read.
 pub async fn guard_alongside<S, T, F>(
     state: &AppState,
     attempt: &Attempt,
