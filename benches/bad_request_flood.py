@@ -2,16 +2,18 @@
 """A flood of bad requests against a release `hallpass serve`, with its RSS watched.
 
 Starts the binary (default target/release/hallpass; build it with `cargo build --release`)
-on the memory store and port 0, then 16 threads on keep-alive connections send a random mix
+on the memory store (or on Redis at FLOOD_REDIS_URL, under a prefix of its own whose keys it
+deletes at the end) and port 0, then 16 threads on keep-alive connections send a random mix
 of requests a client can get wrong for FLOOD_SECS (40) seconds: an unknown client's Basic
-credentials (throttled after the first failures), a malformed form and Basic header,
+credentials (throttled after the first failures), code exchanges of made-up codes (each
+reads the code's record beside the client's), a malformed form and Basic header,
 truncated JSON, a 3,000-byte client_id, introspection without a content type, a sign-in
 without CSRF, and 2% of the time a 50 MB Content-Length with 1 MB sent. Prints the server's
 VmRSS every 5 s and, at the end, how many responses of each status came back (a 5xx is a
 bug) and the client-side errors (a BrokenPipe is the server answering 413 and closing while
 an oversized body is still being sent).
 
-Usage: benches/bad_request_flood.py [path/to/hallpass]
+Usage: [FLOOD_REDIS_URL=redis://127.0.0.1:6379] benches/bad_request_flood.py [path/to/hallpass]
 """
 import base64
 import os
@@ -23,7 +25,20 @@ import tempfile
 import threading
 import time
 
+def code_exchange(basic, code):
+    body = b"grant_type=authorization_code&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code=" + code
+    auth = b"Authorization: Basic " + base64.b64encode(basic) + b"\r\n" if basic else b""
+    return (
+        b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
 BAD = [
+    code_exchange(b"nosuch:secret", b"A" * 43),
+    code_exchange(None, b"%FF%FE" + b"B" * 250),
+    code_exchange(b"nosuch:secret", b"C" * 3000),
     b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
     + base64.b64encode(b"nosuch:secret")
     + b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n"
@@ -75,6 +90,10 @@ def main():
     keys = tempfile.mkdtemp(prefix="hallpass-flood-keys-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
     env.update(HALLPASS_BIND="127.0.0.1:0", HALLPASS_KEYS_DIR=keys, RUST_LOG="error")
+    redis_url = os.environ.get("FLOOD_REDIS_URL")
+    prefix = f"hallpass-flood:{os.getpid()}-{random.getrandbits(32):08x}:"
+    if redis_url:
+        env.update(REDIS_URL=redis_url, HALLPASS_REDIS_PREFIX=prefix)
     server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         port = None
@@ -105,6 +124,15 @@ def main():
     finally:
         server.kill()
         server.wait()
+        if redis_url:
+            keys = subprocess.run(
+                ["redis-cli", "-u", redis_url, "--scan", "--pattern", prefix + "*"],
+                capture_output=True, text=True,
+            ).stdout.split()
+            for i in range(0, len(keys), 500):
+                subprocess.run(["redis-cli", "-u", redis_url, "DEL", *keys[i:i + 500]],
+                               capture_output=True)
+            print(f"deleted the run's {len(keys)} Redis keys")
 
 
 if __name__ == "__main__":
