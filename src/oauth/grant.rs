@@ -107,7 +107,7 @@ pub async fn token(
     creds: ClientCredentials,
     req: TokenRequest,
     prefetched: crate::store::Prefetched,
-    peeked_code: Option<Option<Vec<u8>>>,
+    peeked_code: Option<PeekedCode>,
 ) -> Result<Issued, OAuthError> {
     let name = req
         .grant_type
@@ -143,7 +143,7 @@ async fn authorization_code(
     state: &AppState,
     client: &Client,
     req: TokenRequest,
-    peeked: Option<Option<Vec<u8>>>,
+    peeked: Option<PeekedCode>,
 ) -> Result<Issued, OAuthError> {
     let code = req
         .code
@@ -156,10 +156,13 @@ async fn authorization_code(
             "the authorization code is invalid",
         ));
     }
-    let key = schema::code(code);
-    let current = match peeked {
-        Some(read) => read,
-        None => state.store.get(&key).await?,
+    let (key, current) = match peeked {
+        Some(PeekedCode { key, record }) => (key, record),
+        None => {
+            let key = schema::code(code);
+            let record = state.store.get(&key).await?;
+            (key, record)
+        }
     };
     let Some(current) = current else {
         revoke_if_replayed(state, code).await?;
@@ -316,6 +319,13 @@ fn code_used() -> OAuthError {
     OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
 }
 
+/// The record of the code a token request redeems, read ahead ([`peek_code`]), with its key.
+pub struct PeekedCode {
+    key: String,
+    /// `None`: no such code (never issued, expired, or taken by an earlier release).
+    record: Option<Vec<u8>>,
+}
+
 /// Reads the record of the code a token request redeems, so that it can be read alongside
 /// the client's authentication ([`crate::throttle::guard_alongside`]); nothing is consumed
 /// before the client has authenticated. `None`: not read (not a code exchange, or the store
@@ -323,7 +333,7 @@ fn code_used() -> OAuthError {
 pub fn peek_code<'a>(
     state: &'a AppState,
     req: &TokenRequest,
-) -> impl Future<Output = Option<Option<Vec<u8>>>> + 'a {
+) -> impl Future<Output = Option<PeekedCode>> + 'a {
     let key = req
         .code
         .as_deref()
@@ -334,10 +344,9 @@ pub fn peek_code<'a>(
         })
         .map(schema::code);
     async move {
-        match key {
-            Some(key) => state.store.get(&key).await.ok(),
-            None => None,
-        }
+        let key = key?;
+        let record = state.store.get(&key).await.ok()?;
+        Some(PeekedCode { key, record })
     }
 }
 
