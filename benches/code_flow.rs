@@ -21,6 +21,9 @@
 //! - `remembered`: a live session and remembered consent: authorize (redirects with the
 //!   code at once) → token.
 //!
+//! `BENCH_CLIENT_LEASE_MS` sets the server's client lease (`HALLPASS_CLIENT_LEASE_MS`,
+//! default 250; 0 reads the client's record from the store on every request).
+//!
 //! On Redis (`REDIS_URL`), each mode also prints how many Redis commands one flow costs, as
 //! Redis counts them (`INFO stats`).
 //!
@@ -139,7 +142,16 @@ fn main() {
     let prefix = format!("hallpass-bench:{}:", hallpass::crypto::random_id());
     let (store, store_name) = server_rt.block_on(async { store::open_store(&prefix) });
     let (_server, target) = server_rt.block_on(async move {
-        let server = TestServer::spawn(store, no_limits).await.unwrap();
+        let lease = Duration::from_millis(env_u64(
+            "BENCH_CLIENT_LEASE_MS",
+            hallpass::config::DEFAULT_CLIENT_LEASE.as_millis() as u64,
+        ));
+        let server = TestServer::spawn(store, move |c| {
+            no_limits(c);
+            c.client_lease = lease;
+        })
+        .await
+        .unwrap();
         let state = &server.state;
         let owner = users::register(state, "bench-owner", PASSWORD)
             .await

@@ -20,7 +20,9 @@
 //! middleware and router, with no store, client or signature. `BENCH_GENERATOR=spin` replaces
 //! the tokio generator by one thread that busy-polls every connection and never sleeps: on
 //! loopback the server then no longer pays the generator's wake-up for each response (see
-//! `spin_generator`).
+//! `spin_generator`). `BENCH_CLIENT_LEASE_MS` sets the servers' client lease
+//! (`HALLPASS_CLIENT_LEASE_MS`, default 250; 0 reads the client's record from the store on
+//! every request, as before leases existed).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench token_endpoint
@@ -62,6 +64,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn main() {
     let secs = env_u64("BENCH_SECS", 10);
     let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
+    let lease = Duration::from_millis(env_u64(
+        "BENCH_CLIENT_LEASE_MS",
+        hallpass::config::DEFAULT_CLIENT_LEASE.as_millis() as u64,
+    ));
     let server_threads = env_u64("BENCH_SERVER_THREADS", 2) as usize;
     let client_threads = env_u64("BENCH_CLIENT_THREADS", 1) as usize;
 
@@ -91,9 +97,12 @@ fn main() {
             };
             let dir = dir.clone();
             servers.push(
-                TestServer::spawn(store, move |c| c.keys_dir = dir)
-                    .await
-                    .unwrap(),
+                TestServer::spawn(store, move |c| {
+                    c.keys_dir = dir;
+                    c.client_lease = lease;
+                })
+                .await
+                .unwrap(),
             );
         }
         let state = &servers[0].state;

@@ -154,6 +154,12 @@ pub struct ConfigArgs {
     /// A separate address for `/metrics`; when set, `/metrics` is served only there.
     #[arg(long, env = "HALLPASS_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+    /// Milliseconds a client that authenticated through the store may authenticate again on
+    /// this instance without a store round trip; every change to a client waits this long
+    /// before it answers (see `oauth::client_lease`). 0 turns leases off.
+    #[arg(long, env = "HALLPASS_CLIENT_LEASE_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    pub client_lease_ms: u64,
     /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
     #[command(flatten)]
     pub rate_limit: crate::throttle::settings::RateLimitArgs,
@@ -318,6 +324,9 @@ pub struct ScopeDef {
     pub description: String,
 }
 
+/// The default client lease (`HALLPASS_CLIENT_LEASE_MS`).
+pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_millis(250);
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -384,6 +393,8 @@ pub struct Config {
     /// Address of the separate `/metrics` listener (`HALLPASS_METRICS_BIND`); `None`: `/metrics`
     /// is on the main port.
     pub metrics_bind: Option<SocketAddr>,
+    /// Client lease length (`HALLPASS_CLIENT_LEASE_MS`); see [`crate::oauth::client_lease`].
+    pub client_lease: Duration,
     /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
     pub rate_limits: crate::throttle::settings::RateLimits,
 }
@@ -441,6 +452,7 @@ impl Default for Config {
             max_connections: None,
             first_party_clients: Default::default(),
             metrics_bind: None,
+            client_lease: DEFAULT_CLIENT_LEASE,
             rate_limits: Default::default(),
         }
     }
@@ -526,6 +538,7 @@ impl Config {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             first_party_clients,
             metrics_bind,
+            client_lease: Duration::from_millis(args.client_lease_ms),
             rate_limits: crate::throttle::settings::RateLimits::from_args(&args.rate_limit)?,
         })
     }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub feed_cache: Arc<crate::oauth::revocation_feed::FeedCache>,
     /// Parsed client records, reused while their stored bytes are unchanged (per instance).
     pub clients: Arc<crate::oauth::client::ClientCache>,
+    /// Leases on client records that authenticated moments ago (per instance).
+    pub client_leases: Arc<crate::oauth::client_lease::ClientLeases>,
 }
 
 /// What an [`AppState`] is made of, by name. [`crate::Application::builder`] assembles it
@@ -93,6 +95,9 @@ impl AppState {
             cimd,
             feed_cache: Arc::default(),
             clients: Arc::default(),
+            client_leases: Arc::new(crate::oauth::client_lease::ClientLeases::new(
+                config.client_lease,
+            )),
             config: Arc::new(config),
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),

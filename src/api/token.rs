@@ -11,7 +11,10 @@ use crate::{
         values::GrantTypeName,
     },
     error::Errors,
-    oauth::grant::{self, Issued, TokenRequest},
+    oauth::{
+        client,
+        grant::{self, Issued, TokenRequest},
+    },
     state::AppState,
     throttle,
 };
@@ -269,14 +272,11 @@ impl TokenApi {
             resources: f.resource.unwrap_or_default(),
             origin: crate::api::cors::request_origin(req),
         };
-        let attempt = crate::oauth::client::auth_attempt(&self.state.config, &creds);
+        let grant_type = grant::grant_type(&request).map_err(throttle::Refusal::Error)?;
         // A code's record is read in the same round trip as the client's.
         let peek = grant::peek_code(&self.state, &request);
-        let work =
-            |prefetched, peeked| grant::token(&self.state, creds, request, prefetched, peeked);
-        let issued =
-            throttle::guard_alongside(&self.state, &attempt, peek, work, throttle::client_outcome)
-                .await?;
+        let work = |client, peeked| grant::token(&self.state, client, grant_type, request, peeked);
+        let issued = client::authenticated(&self.state, creds, peek, work).await?;
         Ok(TokenOk::Ok(Json(issued.into())))
     }
 }

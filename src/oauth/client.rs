@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, PoisonError},
 };
 
@@ -487,9 +488,9 @@ pub const CLIENT_CACHE_ENTRIES: usize = 4096;
 /// Parsed client records by id, each with the exact bytes it was parsed from, so a record
 /// read from the store is parsed again only when its bytes changed.
 ///
-/// This is not a cache of the store: every request still reads the record as it is now, and
-/// a rotated secret or a deleted client takes effect on every instance with the store
-/// write. Only the JSON parsing (and its allocations) is skipped when nothing changed.
+/// This is not a cache of the store: a record read from the store is used as it is now, and
+/// only the JSON parsing (and its allocations) is skipped when nothing changed. Skipping the
+/// read itself is [`crate::oauth::client_lease`]'s job, under its own rules.
 #[derive(Default)]
 pub struct ClientCache {
     entries: std::sync::Mutex<HashMap<String, Parsed>>,
@@ -634,6 +635,44 @@ impl std::fmt::Debug for ClientCredentials {
 /// The description of every failed client authentication, whatever failed.
 pub const CLIENT_AUTH_FAILED: &str = "client authentication failed";
 
+/// The method, client id and secret a request authenticates with: exactly one method.
+fn presented(creds: &ClientCredentials) -> Result<(AuthMethod, &str, Option<&str>), OAuthError> {
+    if creds.malformed_header {
+        return Err(OAuthError::invalid_client(
+            "the Authorization header is not valid HTTP Basic",
+        ));
+    }
+    match (&creds.basic, &creds.form_id, &creds.form_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+        )),
+        (Some((id, _)), Some(form_id), None) if form_id != id => Err(OAuthError::invalid_request(
+            "client_id in the body differs from the HTTP Basic client id",
+        )),
+        (Some((id, secret)), _, None) => Ok((AuthMethod::ClientSecretBasic, id, Some(secret))),
+        (None, Some(id), Some(secret)) => Ok((AuthMethod::ClientSecretPost, id, Some(secret))),
+        (None, Some(id), None) => Ok((AuthMethod::None, id, None)),
+        (None, None, Some(_)) => Err(OAuthError::invalid_request(
+            "client_secret without client_id",
+        )),
+        (None, None, None) => Err(OAuthError::invalid_client(
+            "client authentication is required",
+        )),
+    }
+}
+
+/// Whether `client` (`None`: no such client) accepts `method` with a secret whose SHA-256 is
+/// `presented`. The same comparison runs whether or not the client exists, in constant time.
+fn accepts(client: Option<&Client>, method: AuthMethod, presented: &str) -> bool {
+    let stored = client
+        .and_then(|c| c.secret_hash.as_deref())
+        .map(str::to_owned)
+        .unwrap_or_else(|| sha256_b64(b"no secret"));
+    let secret_ok = ct_eq(presented.as_bytes(), stored.as_bytes());
+    let method_ok = client.is_some_and(|c| c.token_endpoint_auth_method == method);
+    method_ok && (method == AuthMethod::None || secret_ok)
+}
+
 /// Authenticates the client of a token-endpoint request: exactly one method, the one the
 /// client registered; secrets compared in constant time. `prefetched` may hold the client's
 /// record, read with its rate-limit deadline ([`auth_attempt`]).
@@ -642,37 +681,8 @@ pub async fn authenticate(
     creds: ClientCredentials,
     mut prefetched: Prefetched,
 ) -> Result<Arc<Client>, OAuthError> {
-    if creds.malformed_header {
-        return Err(OAuthError::invalid_client(
-            "the Authorization header is not valid HTTP Basic",
-        ));
-    }
-    let (method, id, secret) = match (creds.basic, creds.form_id, creds.form_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method: HTTP Basic or client_secret in the body, not both",
-            ));
-        }
-        (Some((id, _)), Some(form_id), None) if form_id != id => {
-            return Err(OAuthError::invalid_request(
-                "client_id in the body differs from the HTTP Basic client id",
-            ));
-        }
-        (Some((id, secret)), _, None) => (AuthMethod::ClientSecretBasic, id, Some(secret)),
-        (None, Some(id), Some(secret)) => (AuthMethod::ClientSecretPost, id, Some(secret)),
-        (None, Some(id), None) => (AuthMethod::None, id, None),
-        (None, None, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "client_secret without client_id",
-            ));
-        }
-        (None, None, None) => {
-            return Err(OAuthError::invalid_client(
-                "client authentication is required",
-            ));
-        }
-    };
-    if crate::oauth::cimd::applies(&state.config, &id) {
+    let (method, id, secret) = presented(&creds)?;
+    if crate::oauth::cimd::applies(&state.config, id) {
         // A URL client id is public and its document is public: nothing to hide, so the
         // error says what is wrong.
         if method != AuthMethod::None {
@@ -680,27 +690,72 @@ pub async fn authenticate(
                 "a client identified by a metadata document URL is public: send client_id without a secret (token_endpoint_auth_method none)",
             ));
         }
-        return crate::oauth::cimd::resolve(state, &id)
+        return crate::oauth::cimd::resolve(state, id)
             .await
             .map(Arc::new)
             .map_err(|e| OAuthError::invalid_client(e.0));
     }
-    let client = lookup(state, &id, &mut prefetched).await?;
-    let presented = sha256_b64(secret.as_deref().unwrap_or_default().as_bytes());
-    let stored = client
-        .as_ref()
-        .and_then(|c| c.secret_hash.clone())
-        .unwrap_or_else(|| sha256_b64(b"no secret"));
-    let secret_ok = ct_eq(presented.as_bytes(), stored.as_bytes());
+    let client = lookup(state, id, &mut prefetched).await?;
+    let presented = sha256_b64(secret.unwrap_or_default().as_bytes());
     // One answer for every failure (unknown client, wrong method, wrong secret), decided
     // after the same lookup and comparison, so it never tells whether the client exists.
-    let method_ok = client
-        .as_ref()
-        .is_some_and(|c| c.token_endpoint_auth_method == method);
+    let ok = accepts(client.as_deref(), method, &presented);
     match client {
-        Some(client) if method_ok && (method == AuthMethod::None || secret_ok) => Ok(client),
+        Some(client) if ok => Ok(client),
         _ => Err(OAuthError::invalid_client(CLIENT_AUTH_FAILED)),
     }
+}
+
+/// The client `creds` authenticate, when this instance holds a live lease on its record
+/// ([`crate::oauth::client_lease`]) and the lease accepts them. A secret the lease does not
+/// accept ends it; `None` sends the request to the store.
+fn leased(state: &AppState, creds: &ClientCredentials) -> Option<Arc<Client>> {
+    let (method, id, secret) = presented(creds).ok()?;
+    record_key(&state.config, id)?;
+    let presented = sha256_b64(secret.unwrap_or_default().as_bytes());
+    state
+        .client_leases
+        .authenticate(id, |c| accepts(Some(c), method, &presented))
+}
+
+/// Authenticates the client of `creds` and runs `work` for it, with `side` (a read the work
+/// needs, run alongside the authentication's store round trip).
+///
+/// A live lease on the client's record that accepts the credentials answers without the
+/// store. Otherwise the client-authentication rate limit admits the attempt, the record is
+/// read with its deadline ([`auth_attempt`]), a failure is counted
+/// ([`throttle::client_outcome`]), and a success takes a lease from that read.
+pub async fn authenticated<S, T, F>(
+    state: &AppState,
+    creds: ClientCredentials,
+    side: impl Future<Output = S>,
+    work: impl FnOnce(Arc<Client>, S) -> F,
+) -> Result<T, throttle::Refusal>
+where
+    F: Future<Output = Result<T, OAuthError>>,
+{
+    if let Some(client) = leased(state, &creds) {
+        let side = side.await;
+        return work(client, side).await.map_err(throttle::Refusal::Error);
+    }
+    // Before the read is sent: a lease never outlives its read by more than its length.
+    let read_at = tokio::time::Instant::now();
+    let attempt = auth_attempt(&state.config, &creds);
+    let authenticate_then_work = |prefetched, side| async move {
+        let client = authenticate(state, creds, prefetched).await?;
+        if record_key(&state.config, &client.client_id).is_some() {
+            state.client_leases.grant(client.clone(), read_at);
+        }
+        work(client, side).await
+    };
+    throttle::guard_alongside(
+        state,
+        &attempt,
+        side,
+        authenticate_then_work,
+        throttle::client_outcome,
+    )
+    .await
 }
 
 #[cfg(test)]

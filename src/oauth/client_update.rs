@@ -9,6 +9,10 @@
 //!   record) or finds the record changed or gone (`409` or `404`): a deleted client never
 //!   comes back with a new secret.
 //!
+//! Every write here waits, before it answers, until no instance can still hold a lease on the
+//! record it replaced ([`crate::oauth::client_lease`]): once a rotation, update or delete has
+//! answered, no instance accepts what it replaced.
+//!
 //! A delete retries its swap a few times (it does not care what changed), records the
 //! client's token cut-off first (`token_cutoff::client_deleted`) so tokens already issued stop
 //! working, and then drops the client from its owner's list (if it has an owner).
@@ -118,14 +122,29 @@ async fn read_owned(
 /// Writes `updated` over the record read as `raw`; `409` when it changed in between.
 pub async fn replace(state: &AppState, raw: &[u8], updated: &Client) -> Result<(), OAuthError> {
     let bytes = serde_json::to_vec(updated).map_err(|e| OAuthError::internal(&e))?;
-    if !state
+    let swapped = state
         .store
         .compare_and_swap(&schema::client(&updated.client_id), raw, Some(&bytes), None)
-        .await?
-    {
+        .await;
+    outlive_leases(state, &updated.client_id, &swapped).await;
+    if !swapped? {
         return Err(changed());
     }
     Ok(())
+}
+
+/// Before a write to `client_id`'s record answers: unless it certainly changed nothing, waits
+/// until no instance still holds a lease on the record it replaced
+/// ([`crate::oauth::client_lease`]). A store error may hide a write that took place, so it
+/// waits too.
+async fn outlive_leases(
+    state: &AppState,
+    client_id: &str,
+    swapped: &Result<bool, crate::store::StoreError>,
+) {
+    if !matches!(swapped, Ok(false)) {
+        state.client_leases.changed(client_id).await;
+    }
 }
 
 fn changed() -> OAuthError {
@@ -169,11 +188,12 @@ pub async fn delete(
         if attempt > 0 {
             raw = read(state, access, client_id).await?.1;
         }
-        if state
+        let swapped = state
             .store
             .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
-            .await?
-        {
+            .await;
+        outlive_leases(state, &client.client_id, &swapped).await;
+        if swapped? {
             if client.has_owner() {
                 state
                     .store

@@ -1,13 +1,13 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6; RFC 7636 §4.6; RFC 9068).
 //!
-//! [`token`] authenticates the client, dispatches on `grant_type`, and issues a signed JWT
+//! [`token`] dispatches on `grant_type` for a client [`client::authenticated`] vouched for, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
 //! code is consumed by a compare-and-swap that leaves what it bought in its place, so of any
 //! number of concurrent redemptions exactly one consumes it, and a later or concurrent one
 //! finds that record and revokes what it names (a refresh token is handed out only after a
 //! second look at the record, so a replay that came before its family existed still wins).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use crate::{
     oauth::error::{ErrorCode, OAuthError},
     oauth::{
         authorize::CodeGrant,
-        client::{self, Client, ClientCredentials},
+        client::{self, Client},
         first_party,
         grant_type::GrantType,
         pkce, refresh, resource, revocation,
@@ -100,27 +100,30 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// Handles one token request.
-#[tracing::instrument(skip_all, fields(client_id, grant_type = req.grant_type.as_deref().unwrap_or("")))]
-pub async fn token(
-    state: &AppState,
-    creds: ClientCredentials,
-    req: TokenRequest,
-    prefetched: crate::store::Prefetched,
-    peeked_code: Option<PeekedCode>,
-) -> Result<Issued, OAuthError> {
+/// The grant a token request asks for: checked before the client authenticates, so a
+/// request without one costs no store read.
+pub fn grant_type(req: &TokenRequest) -> Result<GrantType, OAuthError> {
     let name = req
         .grant_type
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let grant_type = GrantType::parse(name).ok_or_else(|| {
+    GrantType::parse(name).ok_or_else(|| {
         OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!("grant_type must be {}", GrantType::names()),
         )
-    })?;
-    let client = client::authenticate(state, creds, prefetched).await?;
-    tracing::Span::current().record("client_id", client.client_id.as_str());
+    })
+}
+
+/// Handles one token request of an authenticated client ([`client::authenticated`]).
+#[tracing::instrument(skip_all, fields(client_id = %client.client_id, grant_type = %grant_type))]
+pub async fn token(
+    state: &AppState,
+    client: Arc<Client>,
+    grant_type: GrantType,
+    req: TokenRequest,
+    peeked_code: Option<PeekedCode>,
+) -> Result<Issued, OAuthError> {
     // Before anything is consumed: a refused origin leaves the code and the refresh token
     // as they were.
     crate::oauth::cors::check(req.origin.as_ref(), &client)?;
@@ -537,6 +540,7 @@ fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::client::ClientCredentials;
 
     #[test]
     fn debug_output_never_shows_tokens_codes_or_secrets() {

@@ -5,7 +5,8 @@
 //! - [`error`]: [`error::OAuthError`], a code and a description (no HTTP status).
 //! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
 //! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names.
-//! - [`client`]: client registration and client authentication.
+//! - [`client`]: client registration and client authentication; [`client_lease`]: the
+//!   short leases that let a client authenticate again without a store round trip.
 //! - [`cimd`]: clients identified by a URL (Client ID Metadata Documents), fetched and cached.
 //! - [`users`]: user accounts and caller authentication for the management API.
 //! - [`username`], [`passwords`]: the RFC 8265 username profile, the new-password policy.
@@ -31,6 +32,7 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client;
+pub mod client_lease;
 pub mod client_update;
 pub mod consent;
 pub mod cors;

@@ -10,6 +10,7 @@ mod backends;
 mod beer_locker;
 mod cli;
 mod client_id_metadata;
+mod client_leases;
 mod connections;
 mod consent;
 mod cors;

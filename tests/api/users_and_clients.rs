@@ -1,11 +1,13 @@
 //! The tutorial's user and client APIs: validation, ownership, secrets shown once.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, TestClient, assert_oauth_error, each_store, spawn_app, spawn_app_on,
-    spawn_app_with_store,
+    Backend, TestApp, TestClient, assert_oauth_error, backends, each_store, spawn_app,
+    spawn_app_on, spawn_app_with_store,
 };
 
 #[tokio::test]
@@ -372,24 +374,29 @@ async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_workin
     .await;
 }
 
-/// The token endpoint reads the client's record on every request (with its rate-limit
-/// deadline, in one round trip) and keeps only parsed copies keyed by the record's bytes: a
-/// secret rotated or a client deleted through one instance is refused by another at once,
-/// even by one that has just authenticated the client with it.
+/// A secret rotated or a client deleted through one instance is refused by every instance
+/// once the rotation or deletion has answered, even by one that has just authenticated the
+/// client with it and holds a lease on its record (`oauth::client_lease`). The leases here
+/// last 2 s, far longer than the test takes, so a change that answered before they ran out
+/// would be caught.
 #[tokio::test]
 async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instance() {
-    each_store(async |a: TestApp| {
-        let b = spawn_app_with_store(a.state.store.clone(), |_| {}).await;
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let lease = |c: &mut hallpass::config::Config| c.client_lease = Duration::from_secs(2);
+        let a = spawn_app_on(backend, lease).await;
+        let b = spawn_app_with_store(a.state.store.clone(), lease).await;
         let c = a
             .client_with(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
             .await;
         let old = c.client_secret.clone().unwrap();
         let form = [("grant_type", "client_credentials")];
-        for app in [&*a, &b.remote] {
+        for app in [&a, &b] {
             for _ in 0..3 {
                 let ok = app.post_token(&form, Some((&c.client_id, &old))).await;
                 assert_eq!(ok.status(), StatusCode::OK);
             }
+            assert_eq!(app.state.client_leases.len(), 1, "a lease is held");
         }
         let new = rotate_secret(&a, &c).await;
         for app in [&b.remote, &*a] {
@@ -398,13 +405,13 @@ async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instan
             let ok = app.post_token(&form, Some((&c.client_id, &new))).await;
             assert_eq!(ok.status(), StatusCode::OK);
         }
+        assert_eq!(b.state.client_leases.len(), 1, "b leases the new record");
         assert_eq!(a.delete_client(&c).await.status(), StatusCode::NO_CONTENT);
         for app in [&b.remote, &*a] {
             let refused = app.post_token(&form, Some((&c.client_id, &new))).await;
             assert_oauth_error(refused, 401, "invalid_client").await;
         }
-    })
-    .await;
+    }
 }
 
 #[tokio::test]
