@@ -155,10 +155,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "HALLPASS_METRICS_BIND")]
     pub metrics_bind: Option<String>,
     /// Milliseconds a client that authenticated through the store may authenticate again on
-    /// this instance without a store round trip; every change to a client waits this long
-    /// before it answers (see `oauth::client_lease`). 0 turns leases off.
+    /// this instance without a store round trip (see `oauth::client_lease`), at most 250.
+    /// 0 turns leases off on this instance. Every change to a client waits 250 ms before it
+    /// answers, whatever this setting, since other instances may hold leases.
     #[arg(long, env = "HALLPASS_CLIENT_LEASE_MS", default_value_t = 250,
-          value_parser = clap::value_parser!(u64).range(0..=5_000))]
+          value_parser = clap::value_parser!(u64).range(0..=250))]
     pub client_lease_ms: u64,
     /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
     #[command(flatten)]
@@ -327,6 +328,11 @@ pub struct ScopeDef {
 /// The default client lease (`HALLPASS_CLIENT_LEASE_MS`).
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_millis(250);
 
+/// The longest client lease any instance of this release holds, and what every change to a
+/// client waits before it answers ([`crate::oauth::client_lease`]). Fixed, so that instances
+/// configured differently still keep the rule.
+pub const CLIENT_LEASE_CEILING: Duration = Duration::from_millis(250);
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -395,6 +401,9 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// Client lease length (`HALLPASS_CLIENT_LEASE_MS`); see [`crate::oauth::client_lease`].
     pub client_lease: Duration,
+    /// The longest lease of any instance and the wait of every client change:
+    /// [`CLIENT_LEASE_CEILING`] (no setting; tests raise it to make leases outlast them).
+    pub client_lease_ceiling: Duration,
     /// Rate limits and trusted proxies (`HALLPASS_RATE_LIMIT_*`, `HALLPASS_TRUSTED_PROXIES`).
     pub rate_limits: crate::throttle::settings::RateLimits,
 }
@@ -453,6 +462,7 @@ impl Default for Config {
             first_party_clients: Default::default(),
             metrics_bind: None,
             client_lease: DEFAULT_CLIENT_LEASE,
+            client_lease_ceiling: CLIENT_LEASE_CEILING,
             rate_limits: Default::default(),
         }
     }
@@ -539,6 +549,7 @@ impl Config {
             first_party_clients,
             metrics_bind,
             client_lease: Duration::from_millis(args.client_lease_ms),
+            client_lease_ceiling: CLIENT_LEASE_CEILING,
             rate_limits: crate::throttle::settings::RateLimits::from_args(&args.rate_limit)?,
         })
     }

@@ -97,6 +97,7 @@ impl AppState {
             clients: Arc::default(),
             client_leases: Arc::new(crate::oauth::client_lease::ClientLeases::new(
                 config.client_lease,
+                config.client_lease_ceiling,
             )),
             config: Arc::new(config),
             store,

@@ -8,13 +8,18 @@
 //!   (default 250 ms) from the instant *before* that read was sent, on this instance's
 //!   monotonic clock, so a lease never outlives the moment its record was current by more
 //!   than its length.
-//! - Every change to a client record ([`crate::oauth::client_update`]: rotation, RFC 7592 or
-//!   management update, deletion) ends this instance's lease at once and then waits one lease
-//!   length (plus [`MARGIN`]) after the store confirmed the write, before it answers. Every
+//! - No lease is longer than the *ceiling*, the same on every instance of this release
+//!   ([`crate::config::CLIENT_LEASE_CEILING`], 250 ms; `HALLPASS_CLIENT_LEASE_MS` may only
+//!   shorten it). Every change to a client record ([`crate::oauth::client_update`]: rotation,
+//!   RFC 7592 or management update, deletion) ends this instance's lease at once and then
+//!   waits the ceiling (plus [`MARGIN`]) after the store confirmed the write, before it
+//!   answers, whatever this instance's own lease length, even with leases off here. Every
 //!   lease another instance took from the old record was taken before the write, so it has
 //!   expired by then. This does not rely on any message reaching the other instances in time
-//!   (Redis client tracking would: its invalidation can arrive after the rotation answered).
-//!   A write whose outcome is unknown (a store error) waits too.
+//!   (Redis client tracking would: its invalidation can arrive after the rotation answered),
+//!   nor on the instances agreeing on a setting. A write whose outcome is unknown (a store
+//!   error) waits too, and so does a change refused because the client is not there (a retry
+//!   of a delete whose caller hung up must not answer before the first one's wait is over).
 //! - A presented secret that does not match the leased record ends the lease on this
 //!   instance, before the request is authenticated again through the store (deadline checked,
 //!   failure counted). So a guess is never judged against a lease alone, and the guesses after
@@ -30,7 +35,12 @@
 //!   clients (which have their own cache, [`crate::oauth::cimd`]), and never an unknown id,
 //!   so a new registration is usable everywhere at once and a flood of made-up ids fills
 //!   nothing. At most [`MAX_LEASES`] are held; past it the expired ones are dropped, and if
-//!   none is, all of them.
+//!   none is, no new lease is granted until one expires (so registering many clients cannot
+//!   evict the leases of busy ones).
+//! - Monotonic time stops while a machine is suspended: an instance whose VM was frozen
+//!   mid-lease and thawed after a change answered could still use its lease for what was left
+//!   of it. Instances that are paused and resumed (live migration with a long pause,
+//!   `SIGSTOP`) should run with `HALLPASS_CLIENT_LEASE_MS=0`.
 
 use std::{
     collections::HashMap,
@@ -52,6 +62,7 @@ pub const MARGIN: Duration = Duration::from_millis(10);
 /// The leases this instance holds, by `client_id`.
 pub struct ClientLeases {
     length: Duration,
+    ceiling: Duration,
     entries: Mutex<HashMap<String, Lease>>,
 }
 
@@ -61,10 +72,13 @@ struct Lease {
 }
 
 impl ClientLeases {
-    /// Leases of `length`; zero turns them off (every authentication reads the store).
-    pub fn new(length: Duration) -> Self {
+    /// Leases of `length`, at most `ceiling` (the longest lease any instance may hold, and
+    /// what every change waits); a zero length turns them off here (every authentication
+    /// reads the store), a zero ceiling everywhere (changes do not wait).
+    pub fn new(length: Duration, ceiling: Duration) -> Self {
         Self {
-            length,
+            length: length.min(ceiling),
+            ceiling,
             entries: Mutex::default(),
         }
     }
@@ -118,7 +132,7 @@ impl ClientLeases {
         if entries.len() >= MAX_LEASES && !entries.contains_key(&client.client_id) {
             entries.retain(|_, l| l.expires > now);
             if entries.len() >= MAX_LEASES {
-                entries.clear();
+                return;
             }
         }
         let id = client.client_id.clone();
@@ -141,12 +155,18 @@ impl ClientLeases {
     /// write. Call it before the change answers.
     pub async fn changed(&self, client_id: &str) {
         self.end(client_id);
-        if !self.length.is_zero() {
-            tokio::time::sleep(self.length + MARGIN).await;
-        }
+        self.outlived().await;
         // A lease granted meanwhile on this instance came from a read that may predate the
         // write; it has expired by now, and this drops it.
         self.end(client_id);
+    }
+
+    /// Waits until every lease taken before now, on any instance, has ended: the ceiling
+    /// plus [`MARGIN`].
+    pub async fn outlived(&self) {
+        if !self.ceiling.is_zero() {
+            tokio::time::sleep(self.ceiling + MARGIN).await;
+        }
     }
 
     /// How many leases are held (expired ones included until they are dropped).
@@ -181,7 +201,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_serves_until_its_length_from_the_read_has_passed() {
-        let leases = ClientLeases::new(Duration::from_millis(250));
+        let leases = ClientLeases::new(Duration::from_millis(250), Duration::from_millis(250));
         let read_at = Instant::now();
         tokio::time::advance(Duration::from_millis(100)).await;
         leases.grant(client("c1", "h1"), read_at);
@@ -196,7 +216,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_secret_the_lease_does_not_accept_ends_it() {
-        let leases = ClientLeases::new(Duration::from_millis(250));
+        let leases = ClientLeases::new(Duration::from_millis(250), Duration::from_millis(250));
         leases.grant(client("c1", "h1"), Instant::now());
         assert!(
             leases
@@ -211,7 +231,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_change_waits_out_every_lease_taken_before_it() {
-        let leases = ClientLeases::new(Duration::from_millis(250));
+        let leases = ClientLeases::new(Duration::from_millis(250), Duration::from_millis(250));
         leases.grant(client("c1", "h1"), Instant::now());
         let start = Instant::now();
         let waiting = leases.changed("c1");
@@ -225,7 +245,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_earlier_read_does_not_shorten_or_replace_a_later_lease() {
-        let leases = ClientLeases::new(Duration::from_millis(250));
+        let leases = ClientLeases::new(Duration::from_millis(250), Duration::from_millis(250));
         let early = Instant::now();
         tokio::time::advance(Duration::from_millis(50)).await;
         leases.grant(client("c1", "new"), Instant::now());
@@ -240,17 +260,44 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn leases_stay_bounded_and_zero_length_turns_them_off() {
-        let leases = ClientLeases::new(Duration::from_millis(250));
+        let leases = ClientLeases::new(Duration::from_millis(250), Duration::from_millis(250));
         for i in 0..MAX_LEASES + 10 {
             leases.grant(client(&format!("c{i}"), "h"), Instant::now());
         }
-        assert!(leases.len() <= MAX_LEASES);
-        let off = ClientLeases::new(Duration::ZERO);
+        assert_eq!(leases.len(), MAX_LEASES);
+        assert!(
+            leases.authenticate("c0", |_| true).is_some(),
+            "a full table keeps the leases it holds"
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
+        leases.grant(client("late", "h"), Instant::now());
+        assert_eq!(leases.len(), 1, "expired leases make room");
+
+        let off = ClientLeases::new(Duration::ZERO, Duration::from_millis(250));
         off.grant(client("c1", "h"), Instant::now());
         assert!(off.authenticate("c1", |_| true).is_none());
         assert!(off.is_empty());
         let start = Instant::now();
         off.changed("c1").await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(250) + MARGIN,
+            "with leases off here, a change still waits for other instances' leases"
+        );
+        let nowhere = ClientLeases::new(Duration::from_millis(100), Duration::ZERO);
+        nowhere.grant(client("c1", "h"), Instant::now());
+        assert!(nowhere.is_empty(), "a zero ceiling turns leases off");
+        let start = Instant::now();
+        nowhere.changed("c1").await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_lease_is_longer_than_the_ceiling() {
+        let leases = ClientLeases::new(Duration::from_secs(5), Duration::from_millis(250));
+        assert_eq!(leases.length(), Duration::from_millis(250));
+        leases.grant(client("c1", "h"), Instant::now());
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert!(leases.authenticate("c1", |_| true).is_none());
     }
 }

@@ -15,7 +15,10 @@
 //!
 //! A delete retries its swap a few times (it does not care what changed), records the
 //! client's token cut-off first (`token_cutoff::client_deleted`) so tokens already issued stop
-//! working, and then drops the client from its owner's list (if it has an owner).
+//! working, and again after the wait (an instance holding a lease may have issued tokens
+//! meanwhile), and then drops the client from its owner's list (if it has an owner). What
+//! follows the swap runs in a task of its own, so a caller that hangs up does not cut it
+//! short.
 //!
 //! Who may change a client is an [`Access`]: its owner (the management API), or the bearer
 //! of its registration access token (RFC 7592, for a client that registered itself), whose
@@ -23,6 +26,8 @@
 //! same compare-and-swap ([`replace`]).
 //!
 //! [`Store::compare_and_swap`]: crate::store::Store::compare_and_swap
+
+use tracing::Instrument;
 
 use crate::{
     crypto::{ct_eq, random_token, sha256_b64},
@@ -110,13 +115,20 @@ pub async fn read(
     }
 }
 
-/// The owner's client and its raw stored bytes; `not_found` for anyone else's.
-async fn read_owned(
+/// [`read`], for a change: a refusal (the client is gone, or not this caller's) answers only
+/// once every lease taken before it has ended, so a retry of a change whose caller hung up
+/// cannot answer before that change's own wait is over ([`crate::oauth::client_lease`]).
+/// Every refusal waits alike, so the wait tells nothing about whether the client exists.
+pub async fn read_for_change(
     state: &AppState,
-    owner: &User,
+    access: Access<'_>,
     client_id: &str,
 ) -> Result<(Client, Vec<u8>), OAuthError> {
-    read(state, Access::Owner(owner), client_id).await
+    let read = read(state, access, client_id).await;
+    if read.is_err() {
+        state.client_leases.outlived().await;
+    }
+    read
 }
 
 /// Writes `updated` over the record read as `raw`; `409` when it changed in between.
@@ -161,7 +173,7 @@ pub async fn rotate_secret(
     owner: &User,
     client_id: &str,
 ) -> Result<(Client, String), OAuthError> {
-    let (mut client, raw) = read_owned(state, owner, client_id).await?;
+    let (mut client, raw) = read_for_change(state, Access::Owner(owner), client_id).await?;
     if client.is_public() {
         return Err(OAuthError::invalid_request(
             "a public client has no secret to rotate",
@@ -182,18 +194,28 @@ pub async fn delete(
     access: Access<'_>,
     client_id: &str,
 ) -> Result<(), OAuthError> {
-    let (client, mut raw) = read(state, access, client_id).await?;
+    let (client, mut raw) = read_for_change(state, access, client_id).await?;
     token_cutoff::client_deleted(state, &client.client_id).await?;
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            raw = read(state, access, client_id).await?.1;
+            raw = read_for_change(state, access, client_id).await?.1;
         }
         let swapped = state
             .store
             .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
             .await;
-        outlive_leases(state, &client.client_id, &swapped).await;
-        if swapped? {
+        if matches!(swapped, Ok(false)) {
+            continue;
+        }
+        // The record is gone (or may be). The rest runs in a task of its own, so a caller
+        // that hangs up does not cut it short.
+        let state = state.clone();
+        let rest = async move {
+            outlive_leases(&state, &client.client_id, &swapped).await;
+            swapped?;
+            // Again, now that every lease has ended: an instance holding one may have issued
+            // tokens to the client while this waited.
+            token_cutoff::client_deleted(&state, &client.client_id).await?;
             if client.has_owner() {
                 state
                     .store
@@ -201,8 +223,11 @@ pub async fn delete(
                     .await?;
             }
             tracing::info!("client deleted");
-            return Ok(());
-        }
+            Ok(())
+        };
+        return tokio::spawn(rest.instrument(tracing::Span::current()))
+            .await
+            .unwrap_or_else(|e| Err(OAuthError::internal(&e)));
     }
     Err(changed())
 }

@@ -136,7 +136,7 @@ pub async fn update(
 ) -> Result<Answer, OAuthError> {
     let mode = mode(state)?;
     let (current, raw) =
-        client_update::read(state, Access::RegistrationToken(token), client_id).await?;
+        client_update::read_for_change(state, Access::RegistrationToken(token), client_id).await?;
     let bad = |msg: &'static str| OAuthError::new(ErrorCode::InvalidClientMetadata, msg);
     if ids.client_id.as_deref() != Some(current.client_id.as_str()) {
         return Err(bad(

@@ -145,10 +145,11 @@ pub fn escape(part: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Key shapes whose writes are security-critical (code use markers, revocations, refresh
-/// families, consents): with `HALLPASS_REDIS_WAIT_REPLICAS` set, a write to one of them waits
+/// Key shapes whose writes are security-critical (client records, whose rotation or deletion
+/// must not come undone, code use markers, revocations, refresh families, consents): with `HALLPASS_REDIS_WAIT_REPLICAS` set, a write to one of them waits
 /// for that many replicas, so an asynchronous failover cannot lose it silently.
 pub const SECURITY_CRITICAL: &[&str] = &[
+    "client:",
     "code:",
     "used:",
     "consent_used:",

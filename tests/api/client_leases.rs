@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, TestClient, backends, spawn_app_on, spawn_app_with_store};
+use hallpass::store::schema;
 
 /// Two instances on one store, their clocks set alike, and a client-credentials client.
 async fn two_instances(backend: Backend, tweak: fn(&mut Config)) -> (TestApp, TestApp, TestClient) {
@@ -58,6 +59,7 @@ async fn a_wrong_secret_ends_the_lease_so_a_lockout_from_another_instance_holds(
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
         let (a, b, client) = two_instances(backend, |c| {
+            c.client_lease_ceiling = Duration::from_secs(30);
             c.client_lease = Duration::from_secs(30);
             c.rate_limits.client_auth = 2;
         })
@@ -103,5 +105,104 @@ async fn with_leases_off_a_lockout_stops_the_right_secret_on_every_instance_at_o
             token_status(&b, &client, &secret).await,
             StatusCode::TOO_MANY_REQUESTS
         );
+    }
+}
+
+/// A leased instance may issue tokens to a client while its deletion waits out the leases;
+/// the deletion records its token cut-off again once the wait is over, so those tokens are
+/// refused too once it has answered.
+#[tokio::test]
+async fn tokens_a_lease_issued_while_the_client_was_being_deleted_are_refused() {
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let (a, b, client) = two_instances(backend, |c| {
+            c.client_lease_ceiling = Duration::from_secs(2);
+            c.client_lease = Duration::from_secs(2);
+        })
+        .await;
+        let secret = client.client_secret.clone().unwrap();
+        assert_eq!(token_status(&b, &client, &secret).await, StatusCode::OK);
+
+        let deleting = tokio::spawn({
+            let a = a.remote.clone();
+            let client = client.clone();
+            async move { a.delete_client(&client).await.status() }
+        });
+        // Once the record is gone, the deletion is waiting out the leases.
+        let key = schema::client(&client.client_id);
+        while a.state.store.get(&key).await.unwrap().is_some() {
+            tokio::task::yield_now().await;
+        }
+        // A second later (after the first cut-off), b's lease still issues a token.
+        a.clock.advance(1);
+        b.clock.advance(1);
+        let resp = b
+            .post_token(
+                &[("grant_type", "client_credentials")],
+                Some((&client.client_id, &secret)),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let token = resp.json::<serde_json::Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(deleting.await.unwrap(), StatusCode::NO_CONTENT);
+
+        for app in [&a, &b] {
+            let checked =
+                hallpass::oauth::revocation::check_issued_access_token(&app.state, &token).await;
+            assert!(checked.is_err(), "the token is refused: {checked:?}");
+        }
+        assert_eq!(
+            token_status(&b, &client, &secret).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+/// A caller that hangs up while its deletion waits out the leases does not cut the deletion
+/// short: it still drops the client from its owner's list, and a retry is refused only once
+/// the leases are over.
+#[tokio::test]
+async fn a_deletion_whose_caller_hangs_up_still_finishes() {
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let (a, b, client) = two_instances(backend, |c| {
+            c.client_lease_ceiling = Duration::from_secs(2);
+            c.client_lease = Duration::from_secs(2);
+        })
+        .await;
+        let secret = client.client_secret.clone().unwrap();
+        assert_eq!(token_status(&b, &client, &secret).await, StatusCode::OK);
+
+        let hung_up = a
+            .as_user(
+                reqwest::Method::DELETE,
+                format!("/api/clients/{}", client.client_id),
+                &client.owner,
+            )
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
+        assert!(hung_up.is_err(), "the caller gave up during the wait");
+        assert_eq!(
+            a.delete_client(&client).await.status(),
+            StatusCode::NOT_FOUND,
+            "the retry answers once the first deletion's wait is over"
+        );
+        assert_eq!(
+            token_status(&b, &client, &secret).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // The first deletion's remaining step (the owner's list) finishes without its caller.
+        let owned = schema::owner_clients(&client.owner.id);
+        let emptied = tokio::time::timeout(Duration::from_secs(30), async {
+            while !a.state.store.set_members(&owned).await.unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(emptied.is_ok(), "the client left its owner's list");
     }
 }

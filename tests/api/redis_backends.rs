@@ -7,7 +7,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use hallpass::store::redis::{Problem, RedisOptions, RedisStore};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{
     Backend, TestApp, assert_oauth_error, backends, cluster_backend, hidden_input, location,
@@ -295,9 +295,28 @@ async fn security_critical_writes_wait_for_replicas_or_answer_503() {
         let mut options = backend.redis_options(&prefix).unwrap();
         options.wait_replicas = replicas;
         options.wait_timeout = std::time::Duration::from_millis(200);
+        // The client is registered through a store that does not wait (a client record is
+        // security-critical too: see below).
+        let mut plain = options.clone();
+        plain.wait_replicas = 0;
+        let plain = Arc::new(RedisStore::open(plain).with_journal());
+        let setup = spawn_app_with_store(plain.clone(), |_| {}).await;
+        let c = setup.confidential_client().await;
         let store = Arc::new(RedisStore::open(options).with_journal());
         let app = spawn_app_with_store(store.clone(), |_| {}).await;
-        let c = app.confidential_client().await;
+        if !redeemed {
+            let resp = app
+                .post_client(
+                    &c.owner,
+                    &json!({"client_name": "N", "redirect_uris": ["https://app.example/cb"]}),
+                )
+                .await;
+            assert_eq!(
+                resp.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "a client write is not durable"
+            );
+        }
         let query = app.authorize_query(&c, &[]);
         let session = app.login(&c.owner).await;
         let txn = app.consent_txn(&query, &session).await;
@@ -315,7 +334,9 @@ async fn security_critical_writes_wait_for_replicas_or_answer_503() {
             assert!(resp.headers().contains_key("retry-after"));
         }
         drop(app);
+        drop(setup);
         expire(&store).await;
+        expire(&plain).await;
     }
 }
 

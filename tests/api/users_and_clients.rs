@@ -377,15 +377,23 @@ async fn rotating_the_secret_shows_the_new_one_once_and_the_old_one_stops_workin
 /// A secret rotated or a client deleted through one instance is refused by every instance
 /// once the rotation or deletion has answered, even by one that has just authenticated the
 /// client with it and holds a lease on its record (`oauth::client_lease`). The leases here
-/// last 2 s, far longer than the test takes, so a change that answered before they ran out
-/// would be caught.
+/// last 2 s (the ceiling raised for the test), far longer than the test takes, so a change
+/// that answered before they ran out would be caught. The instance that makes the changes has
+/// leases off: it waits all the same, for the leases of the others.
 #[tokio::test]
 async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instance() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let lease = |c: &mut hallpass::config::Config| c.client_lease = Duration::from_secs(2);
-        let a = spawn_app_on(backend, lease).await;
-        let b = spawn_app_with_store(a.state.store.clone(), lease).await;
+        let ceiling = |c: &mut hallpass::config::Config| {
+            c.client_lease_ceiling = Duration::from_secs(2);
+            c.client_lease = Duration::from_secs(2);
+        };
+        let a = spawn_app_on(backend, |c| {
+            ceiling(c);
+            c.client_lease = Duration::ZERO;
+        })
+        .await;
+        let b = spawn_app_with_store(a.state.store.clone(), ceiling).await;
         let c = a
             .client_with(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
             .await;
@@ -396,8 +404,9 @@ async fn a_rotated_secret_or_a_deleted_client_is_refused_at_once_by_every_instan
                 let ok = app.post_token(&form, Some((&c.client_id, &old))).await;
                 assert_eq!(ok.status(), StatusCode::OK);
             }
-            assert_eq!(app.state.client_leases.len(), 1, "a lease is held");
         }
+        assert!(a.state.client_leases.is_empty(), "leases are off on a");
+        assert_eq!(b.state.client_leases.len(), 1, "b holds a lease");
         let new = rotate_secret(&a, &c).await;
         for app in [&b.remote, &*a] {
             let refused = app.post_token(&form, Some((&c.client_id, &old))).await;
