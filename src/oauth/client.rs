@@ -759,10 +759,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(id: &str, secret_hash: &str) -> Vec<u8> {
+    /// A stored client record (JSON) with `id` and `secret_hash`; shared with the lease
+    /// table's tests.
+    pub(crate) fn record(id: &str, secret_hash: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
             "client_id": id,
             "secret_hash": secret_hash,

@@ -185,18 +185,8 @@ mod tests {
     use super::*;
 
     fn client(id: &str, secret_hash: &str) -> Arc<Client> {
-        let json = serde_json::json!({
-            "client_id": id,
-            "secret_hash": secret_hash,
-            "owner": "u",
-            "client_name": "N",
-            "redirect_uris": [],
-            "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "scope": "beers:read",
-            "created_at": 1,
-        });
-        Arc::new(serde_json::from_value(json).expect("a client record"))
+        let json = crate::oauth::client::tests::record(id, secret_hash);
+        Arc::new(serde_json::from_slice(&json).expect("a client record"))
     }
 
     #[tokio::test(start_paused = true)]

@@ -200,34 +200,40 @@ pub async fn delete(
         if attempt > 0 {
             raw = read_for_change(state, access, client_id).await?.1;
         }
-        let swapped = state
-            .store
-            .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
-            .await;
-        if matches!(swapped, Ok(false)) {
-            continue;
-        }
-        // The record is gone (or may be). The rest runs in a task of its own, so a caller
-        // that hangs up does not cut it short.
-        let state = state.clone();
-        let rest = async move {
-            outlive_leases(&state, &client.client_id, &swapped).await;
-            swapped?;
-            // Again, now that every lease has ended: an instance holding one may have issued
-            // tokens to the client while this waited.
-            token_cutoff::client_deleted(&state, &client.client_id).await?;
-            if client.has_owner() {
-                state
+        // From the swap on, the deletion runs in a task of its own: once the record may be
+        // gone, a caller that hangs up (even before the swap answers) does not cut short the
+        // wait, the second cut-off or the owner's list.
+        let finish = {
+            let (state, client, raw) = (state.clone(), client.clone(), raw.clone());
+            async move {
+                let swapped = state
                     .store
-                    .set_remove(&schema::owner_clients(&client.owner), &client.client_id)
-                    .await?;
+                    .compare_and_swap(&schema::client(&client.client_id), &raw, None, None)
+                    .await;
+                if matches!(swapped, Ok(false)) {
+                    return Ok(false);
+                }
+                outlive_leases(&state, &client.client_id, &swapped).await;
+                swapped?;
+                // Again, now that every lease has ended: an instance holding one may have
+                // issued tokens to the client while this waited.
+                token_cutoff::client_deleted(&state, &client.client_id).await?;
+                if client.has_owner() {
+                    state
+                        .store
+                        .set_remove(&schema::owner_clients(&client.owner), &client.client_id)
+                        .await?;
+                }
+                tracing::info!("client deleted");
+                Ok(true)
             }
-            tracing::info!("client deleted");
-            Ok(())
         };
-        return tokio::spawn(rest.instrument(tracing::Span::current()))
+        let deleted = tokio::spawn(finish.instrument(tracing::Span::current()))
             .await
-            .unwrap_or_else(|e| Err(OAuthError::internal(&e)));
+            .unwrap_or_else(|e| Err(OAuthError::internal(&e)))?;
+        if deleted {
+            return Ok(());
+        }
     }
     Err(changed())
 }
@@ -241,6 +247,7 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
+    use tokio::sync::Notify;
 
     use super::*;
     use crate::{
@@ -254,6 +261,9 @@ mod tests {
     struct Racing {
         inner: MemoryStore,
         armed: Mutex<Option<(String, Option<Vec<u8>>)>>,
+        /// Once set: the next compare-and-swap, after it has been applied, signals the first
+        /// and holds its answer until the second is notified.
+        held: Mutex<Option<(Arc<Notify>, Arc<Notify>)>>,
     }
 
     #[async_trait]
@@ -293,7 +303,13 @@ mod tests {
                 }
                 None => {}
             }
-            self.inner.compare_and_swap(key, expected, new, ttl).await
+            let swapped = self.inner.compare_and_swap(key, expected, new, ttl).await;
+            let held = self.held.lock().map(|mut h| h.take()).unwrap_or(None);
+            if let Some((applied, answer)) = held {
+                applied.notify_one();
+                answer.notified().await;
+            }
+            swapped
         }
         async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
             self.inner.set_add(key, member).await
@@ -405,6 +421,38 @@ mod tests {
                 .unwrap_err()
                 .code,
             ErrorCode::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delete_whose_caller_hangs_up_before_the_swap_answers_still_finishes() {
+        let (state, store, owner, _) = setup().await;
+        let owned = schema::owner_clients(&owner.id);
+        store.set_add(&owned, "c1").await.unwrap();
+        let (applied, answer) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        *store.held.lock().unwrap() = Some((applied.clone(), answer.clone()));
+
+        {
+            let deleting = delete(&state, Access::Owner(&owner), "c1");
+            tokio::pin!(deleting);
+            tokio::select! {
+                _ = &mut deleting => panic!("the swap's answer is held"),
+                _ = applied.notified() => {}
+            }
+            // The caller hangs up: its future is dropped with the swap applied, unanswered.
+        }
+        assert_eq!(store.get(&schema::client("c1")).await.unwrap(), None);
+        answer.notify_one();
+
+        let finished = tokio::time::timeout(Duration::from_secs(30), async {
+            while !store.set_members(&owned).await.unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            finished.is_ok(),
+            "the deletion's rest (leases outlived, owner's list) ran without its caller"
         );
     }
 }

@@ -38,6 +38,20 @@ async fn token_status(app: &TestApp, client: &TestClient, secret: &str) -> Statu
     .status()
 }
 
+/// [`two_instances`] with 2-second leases (the ceiling raised to match), and `b` holding a
+/// lease on the client: it has just issued it a token. Returns the client's secret too.
+async fn leased_on_b(backend: Backend) -> (TestApp, TestApp, TestClient, String) {
+    let (a, b, client) = two_instances(backend, |c| {
+        c.client_lease_ceiling = Duration::from_secs(2);
+        c.client_lease = Duration::from_secs(2);
+    })
+    .await;
+    let secret = client.client_secret.clone().unwrap();
+    assert_eq!(token_status(&b, &client, &secret).await, StatusCode::OK);
+    assert!(!b.state.client_leases.is_empty(), "b holds a lease");
+    (a, b, client, secret)
+}
+
 /// Locks `client` out by guessing on `app` (threshold 2).
 async fn lock_out(app: &TestApp, client: &TestClient) {
     for _ in 0..2 {
@@ -115,13 +129,7 @@ async fn with_leases_off_a_lockout_stops_the_right_secret_on_every_instance_at_o
 async fn tokens_a_lease_issued_while_the_client_was_being_deleted_are_refused() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let (a, b, client) = two_instances(backend, |c| {
-            c.client_lease_ceiling = Duration::from_secs(2);
-            c.client_lease = Duration::from_secs(2);
-        })
-        .await;
-        let secret = client.client_secret.clone().unwrap();
-        assert_eq!(token_status(&b, &client, &secret).await, StatusCode::OK);
+        let (a, b, client, secret) = leased_on_b(backend).await;
 
         let deleting = tokio::spawn({
             let a = a.remote.clone();
@@ -168,13 +176,7 @@ async fn tokens_a_lease_issued_while_the_client_was_being_deleted_are_refused() 
 async fn a_deletion_whose_caller_hangs_up_still_finishes() {
     for backend in backends() {
         eprintln!("-- store: {backend:?}");
-        let (a, b, client) = two_instances(backend, |c| {
-            c.client_lease_ceiling = Duration::from_secs(2);
-            c.client_lease = Duration::from_secs(2);
-        })
-        .await;
-        let secret = client.client_secret.clone().unwrap();
-        assert_eq!(token_status(&b, &client, &secret).await, StatusCode::OK);
+        let (a, b, client, secret) = leased_on_b(backend).await;
 
         let hung_up = a
             .as_user(
