@@ -144,19 +144,34 @@ impl Drop for Slot {
 
 /// Hashes `password` with a fresh salt into `memory`: an argon2id PHC string.
 fn hash_into(memory: &mut [Block], password: &[u8]) -> Result<String, PasswordError> {
-    let salt_bytes = random_bytes::<16>();
-    let salt = SaltString::encode_b64(&salt_bytes)?;
-    let argon2 = argon2();
+    let salt = random_bytes::<16>();
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    argon2.hash_password_into_with_memory(password, &salt_bytes, &mut out, memory)?;
+    argon2().hash_password_into_with_memory(password, &salt, &mut out, memory)?;
+    phc_string(&salt, &out)
+}
+
+/// The argon2id PHC string, with [`argon2`]'s parameters, of `salt` and `output`.
+fn phc_string(salt: &[u8], output: &[u8]) -> Result<String, PasswordError> {
+    let salt = SaltString::encode_b64(salt)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(argon2.params())?,
+        params: ParamsString::try_from(argon2().params())?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out)?),
+        hash: Some(Output::new(output)?),
     };
     Ok(phc.to_string())
+}
+
+/// The hash unknown users are verified against: a PHC string with the real parameters, a
+/// random salt and a random output, so verifying against it costs a full argon2id run (the
+/// same time as for a known user) and matches no password. Built without running argon2, so
+/// start-up allocates no password memory (19 MiB an allocator may keep resident).
+fn dummy_hash() -> Result<String, PasswordError> {
+    phc_string(
+        &random_bytes::<16>(),
+        &random_bytes::<{ Params::DEFAULT_OUTPUT_LEN }>(),
+    )
 }
 
 /// Recomputes the PHC string `phc` for `password` in `memory`, with the string's own
@@ -204,7 +219,7 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Computes the dummy hash (once, at startup) and sizes the slots to the machine.
+    /// Makes the dummy hash (once, at startup) and sizes the slots to the machine.
     pub async fn new() -> Result<Self, PasswordError> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self::with_slots(cores.clamp(2, MAX_PASSWORD_SLOTS)).await
@@ -217,16 +232,10 @@ impl Passwords {
             free: std::sync::Mutex::new(Vec::with_capacity(slots)),
             blocks: argon2().params().block_count(),
         });
-        // The dummy hash runs in memory of its own, given back at once: an idle server
-        // holds no password memory (19 MiB a slot) until sign-ins need it.
-        let blocks = pool.blocks;
-        let dummy = tokio::task::spawn_blocking(move || {
-            let mut memory = vec![Block::new(); blocks];
-            hash_into(&mut memory, random_token().as_bytes())
-        })
-        .await??;
+        // No hash runs here: an idle server holds no password memory (19 MiB a slot) until
+        // sign-ins need it.
         Ok(Self {
-            dummy: std::sync::Arc::new(dummy),
+            dummy: std::sync::Arc::new(dummy_hash()?),
             pool,
         })
     }
@@ -326,6 +335,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_dummy_hash_costs_a_real_hash_and_matches_no_password() {
+        let passwords = Passwords::new().await.unwrap();
+        let real = passwords.hash("correct horse".into()).await.unwrap();
+        let dummy = PasswordHash::new(passwords.dummy.as_str()).unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        // Same algorithm, version and parameters: verifying against it runs the same argon2id
+        // (verify_into returns early only for a malformed or oversized hash).
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(
+            dummy.hash.unwrap().len(),
+            real.hash.unwrap().len(),
+            "an output as long as a real one"
+        );
+        let mut memory = vec![Block::new(); argon2().params().block_count()];
+        assert!(!verify_into(&mut memory, b"", passwords.dummy.as_str()));
+        // The run filled the memory: the hash was computed, not skipped.
+        assert!(memory.iter().any(|b| b.as_ref().iter().any(|w| *w != 0)));
+        // Each process makes its own.
+        let other = Passwords::new().await.unwrap();
+        assert_ne!(passwords.dummy, other.dummy);
+    }
+
+    #[tokio::test]
     async fn a_full_set_of_hashing_slots_answers_busy_instead_of_queueing_forever() {
         let passwords = Passwords::new().await.unwrap();
         let slots = passwords.pool.slots.clone();
@@ -396,7 +430,7 @@ mod tests {
     #[tokio::test]
     async fn memory_is_allocated_once_per_slot_and_reused_by_every_later_hash() {
         let passwords = Passwords::with_slots(2).await.unwrap();
-        // The dummy hash at startup keeps no memory: an idle server holds none.
+        // Making the dummy hash at startup takes no slot memory: an idle server holds none.
         assert!(passwords.pool.free.lock().unwrap().is_empty());
         let hash = passwords.hash("correct horse".into()).await.unwrap();
         let checks = (0..8).map(|i| {
