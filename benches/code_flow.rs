@@ -4,7 +4,7 @@
 //! The server is the shared test server (`hallpass::testing`, built like `main` builds it)
 //! on its own tokio runtime, whose threads (workers and blocking pool, where password hashes
 //! are checked) are named `hp-server`: the CPU time the kernel counts for those threads
-//! (`/proc/self/task/*/stat`) is the server's, apart from the load generator on its own
+//! (`/proc/self/task/*/schedstat`) is the server's, apart from the load generator on its own
 //! runtime. The store is the Redis Cluster when `REDIS_CLUSTER_URLS` is set, else Redis when
 //! `REDIS_URL` is, else memory (Redis's own CPU is not counted).
 //!
@@ -24,8 +24,16 @@
 //! `BENCH_CLIENT_LEASE_MS` sets the server's client lease (`HALLPASS_CLIENT_LEASE_MS`,
 //! default 250; 0 reads the client's record from the store on every request).
 //!
-//! On Redis (`REDIS_URL`), each mode also prints how many Redis commands one flow costs, as
-//! Redis counts them (`INFO stats`).
+//! On Redis (`REDIS_URL`), each mode also prints how many Redis commands one flow costs, and
+//! in how many round trips, as Redis counts them (`INFO stats`).
+//!
+//! `BENCH_ROUNDS` (default 1) runs the list of modes that many times, one after the other,
+//! and ends with each mode's median: the ratio to a token is taken within each round (the
+//! token measured moments before the flows), so a machine whose speed drifts from one minute
+//! to the next moves both sides of it. `BENCH_PIN=1` pins the server's threads (and the
+//! signing reference) to CPU 0 and the load generator to CPU 1 (`support/pin.rs`).
+//!
+//! The server's CPU time is read in nanoseconds (`/proc/self/task/*/schedstat`).
 //!
 //! Prints the machine's reference first (JWT signatures per second on one core with the
 //! server's key type, `support/signing_rate.rs`), then, per mode: flows/s, p50 and p99 of a
@@ -35,9 +43,17 @@
 //! ```text
 //! cargo bench --bench code_flow
 //! REDIS_URL=redis://127.0.0.1:6379 BENCH_MODES=client_credentials,consent cargo bench --bench code_flow
+//! BENCH_PIN=1 BENCH_ROUNDS=5 BENCH_SECS=2 BENCH_MODES=client_credentials,consent,remembered cargo bench --bench code_flow
 //! ```
+//!
+//! The allocator is the server binary's: mimalloc (the default `mimalloc` feature); add
+//! `--no-default-features --features server` to measure with the system's allocator.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::{
     sync::Arc,
@@ -51,6 +67,8 @@ use hallpass::{
 };
 use reqwest::{StatusCode, header};
 
+#[path = "support/pin.rs"]
+mod pin;
 #[path = "support/signing_rate.rs"]
 mod signing_rate;
 #[path = "support/store.rs"]
@@ -118,6 +136,7 @@ fn main() {
     let secs = env_u64("BENCH_SECS", 10);
     let connections = env_u64("BENCH_CONNECTIONS", 8) as usize;
     let server_threads = env_u64("BENCH_SERVER_THREADS", 1) as usize;
+    let rounds = env_u64("BENCH_ROUNDS", 1).max(1);
     let modes: Vec<Mode> = match std::env::var("BENCH_MODES") {
         Ok(list) if !list.is_empty() => list
             .split(',')
@@ -134,6 +153,7 @@ fn main() {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server_threads)
         .thread_name(SERVER_THREAD)
+        .on_thread_start(|| pin::this_thread(0))
         // A blocking thread that exits takes its CPU time out of /proc/self/task.
         .thread_keep_alive(Duration::from_secs(3600))
         .enable_all()
@@ -185,64 +205,117 @@ fn main() {
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(|| pin::this_thread(1))
         .enable_all()
         .build()
         .unwrap();
     println!(
-        "code_flow store={store_name} connections={connections} server_threads={server_threads} secs={secs}"
+        "code_flow store={store_name} connections={connections} server_threads={server_threads} secs={secs} rounds={rounds} pinned={}",
+        pin::enabled()
     );
+    pin::this_thread(0);
     let rate = signing_rate::signing_rate(target.alg, Duration::from_secs(1));
+    pin::this_thread(1);
     println!(
         "  reference: {:.0} {:?} signatures/s on one core ({:.1} µs each)",
         rate,
         target.alg,
         1e6 / rate
     );
-    let mut baseline: Option<f64> = None;
-    for mode in modes {
-        let report = client_rt.block_on(run(mode, target.clone(), connections, secs));
-        let per_flow_us = report.cpu.as_secs_f64() * 1e6 / report.flows as f64;
-        if mode == Mode::ClientCredentials {
-            baseline = Some(per_flow_us);
+    let mut per_mode: Vec<(Mode, Vec<f64>, Vec<f64>)> =
+        modes.iter().map(|&m| (m, Vec::new(), Vec::new())).collect();
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("  round {round} of {rounds}");
         }
-        let ratio = baseline
-            .filter(|_| mode != Mode::ClientCredentials)
-            .map(|b| format!(", {:.1}x a client-credentials token", per_flow_us / b))
-            .unwrap_or_default();
+        let mut baseline: Option<f64> = None;
+        for (mode, cpus, ratios) in &mut per_mode {
+            let mode = *mode;
+            let report = client_rt.block_on(run(mode, target.clone(), connections, secs));
+            let per_flow_us = report.cpu.as_secs_f64() * 1e6 / report.flows as f64;
+            cpus.push(per_flow_us);
+            if mode == Mode::ClientCredentials {
+                baseline = Some(per_flow_us);
+            }
+            let ratio = baseline
+                .filter(|_| mode != Mode::ClientCredentials)
+                .map(|b| per_flow_us / b);
+            ratios.extend(ratio);
+            println!(
+                "  {:<18} {} flows, {:.0} flows/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.0} µs/flow{}",
+                mode.name(),
+                report.flows,
+                report.flows as f64 / secs as f64,
+                report.p50.as_secs_f64() * 1e3,
+                report.p99.as_secs_f64() * 1e3,
+                per_flow_us,
+                ratio
+                    .map(|r| format!(", {r:.1}x a client-credentials token"))
+                    .unwrap_or_default(),
+            );
+            if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
+                && store_name == "redis"
+                && round == 1
+            {
+                let (n, reads) = client_rt.block_on(redis_per_flow(&url, mode, target.clone()));
+                println!(
+                    "  {:<18} {n} Redis commands per flow, in {reads} round trips (reads Redis processed)",
+                    ""
+                );
+            }
+        }
+    }
+    if rounds > 1 {
         println!(
-            "  {:<18} {} flows, {:.0} flows/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.0} µs/flow{ratio}",
-            mode.name(),
-            report.flows,
-            report.flows as f64 / secs as f64,
-            report.p50.as_secs_f64() * 1e3,
-            report.p99.as_secs_f64() * 1e3,
-            per_flow_us,
+            "  median of {rounds} rounds (the ratio is each round's, so drift between rounds cancels):"
         );
-        if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
-            && store_name == "redis"
-        {
-            let n = client_rt.block_on(redis_commands_per_flow(&url, mode, target.clone()));
-            println!("  {:<18} {n} Redis commands per flow", "");
+        for (mode, cpus, ratios) in &mut per_mode {
+            let ratio = median(ratios)
+                .map(|r| format!(", {r:.1}x a client-credentials token"))
+                .unwrap_or_default();
+            println!(
+                "  {:<18} server CPU {:.0} µs/flow{ratio}",
+                mode.name(),
+                median(cpus).unwrap_or_default()
+            );
         }
     }
 }
 
-/// Redis commands one flow of `mode` costs, counted by Redis itself
-/// (`total_commands_processed`, less the counting's own `INFO`s); one browser, nothing else
-/// running.
-async fn redis_commands_per_flow(url: &str, mode: Mode, target: Arc<Target>) -> i64 {
+/// The median of `v` (the mean of the middle two when even); `None` when empty.
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Redis commands one flow of `mode` costs, and the reads Redis processed for them (one per
+/// round trip: a pipeline arrives in one read), counted by Redis itself
+/// (`total_commands_processed`, `total_reads_processed`, less the counting's own `INFO`s); one
+/// browser, nothing else running.
+async fn redis_per_flow(url: &str, mode: Mode, target: Arc<Target>) -> (i64, i64) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    async fn processed(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
+    async fn processed(conn: &mut redis::aio::MultiplexedConnection) -> (i64, i64) {
         let info: String = redis::cmd("INFO")
             .arg("stats")
             .query_async(conn)
             .await
             .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
+        let field = |name: &str| -> i64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap()
+        };
+        (
+            field("total_commands_processed:"),
+            field("total_reads_processed:"),
+        )
     }
     let mut browser = Browser::new(target, 0);
     browser.prepare(mode).await;
@@ -253,7 +326,7 @@ async fn redis_commands_per_flow(url: &str, mode: Mode, target: Arc<Target>) -> 
     let b = processed(&mut conn).await;
     browser.one(mode).await;
     let c = processed(&mut conn).await;
-    (c - b) - (b - a)
+    ((c.0 - b.0) - (b.0 - a.0), (c.1 - b.1) - (b.1 - a.1))
 }
 
 struct Report {
@@ -510,29 +583,28 @@ fn hidden(html: &str, name: &str) -> String {
         .replace("&#x2F;", "/")
 }
 
-/// The CPU time (user + system) of this process's threads named [`SERVER_THREAD`].
+/// The CPU time of this process's threads named [`SERVER_THREAD`], in nanoseconds: the
+/// first field of each thread's `/proc/self/task/*/schedstat` (time on a CPU, user and
+/// kernel), where `stat`'s utime and stime count 10 ms ticks.
 fn server_cpu() -> Duration {
-    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
-    const TICKS: u64 = 100;
-    let mut ticks = 0u64;
+    let mut ns = 0u64;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
                 continue;
             };
-            // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
-            let Some((head, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            if !head.ends_with(&format!("({SERVER_THREAD}")) {
+            if comm.trim_end() != SERVER_THREAD {
                 continue;
             }
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After comm: state is field 3, utime 14 and stime 15 (1-based, man proc).
-            let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-            ticks += utime + stime;
+            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
-    Duration::from_millis(ticks * 1000 / TICKS)
+    Duration::from_nanos(ns)
 }

@@ -31,8 +31,15 @@
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_INSTANCES=2 cargo bench --bench token_endpoint
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000 BENCH_SECS=600 BENCH_RATE=2000 cargo bench --bench token_endpoint
 //! ```
+//!
+//! The allocator is the server binary's: mimalloc (the default `mimalloc` feature); add
+//! `--no-default-features --features server` to measure with the system's allocator.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::{
     sync::Arc,

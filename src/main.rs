@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc (the `mimalloc` feature, on by default): cheaper allocations on every request
+/// than the system allocator; the README's benchmark table has the before and after.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 
 #[tokio::main]

@@ -12,6 +12,12 @@ use hallpass::{
     time::SystemClock,
 };
 
+/// mimalloc (the `mimalloc` feature, on by default): cheaper allocations on every request
+/// than the system allocator; the README's benchmark table has the before and after.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Start-up attempts to fetch the issuer's keys (about a minute in all).
 const PREFETCH_ATTEMPTS: u32 = 15;
 
