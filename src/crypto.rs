@@ -350,6 +350,11 @@ mod tests {
             real.hash.unwrap().len(),
             "an output as long as a real one"
         );
+        assert_eq!(
+            dummy.salt.unwrap().as_str().len(),
+            real.salt.unwrap().as_str().len(),
+            "a salt as long as a real one"
+        );
         let mut memory = vec![Block::new(); argon2().params().block_count()];
         assert!(!verify_into(&mut memory, b"", passwords.dummy.as_str()));
         // The run filled the memory: the hash was computed, not skipped.

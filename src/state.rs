@@ -21,7 +21,8 @@ pub struct AppState {
     keys: Arc<RwLock<Arc<KeySet>>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// The dummy password hash for unknown users.
+    /// Password hashing: the argon2id slots, and the dummy hash unknown users are verified
+    /// against.
     pub passwords: Passwords,
     /// HMAC key of session cookies and pending authorization requests.
     pub session_key: Arc<ring::hmac::Key>,
@@ -49,7 +50,8 @@ pub struct StateParts {
     pub keys: KeySet,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// The dummy password hash for unknown users.
+    /// Password hashing: the argon2id slots, and the dummy hash unknown users are verified
+    /// against.
     pub passwords: Passwords,
     /// HMAC key of session cookies; must be the same on every instance.
     pub session_secret: Vec<u8>,
