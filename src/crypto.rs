@@ -220,13 +220,13 @@ pub struct Passwords {
 
 impl Passwords {
     /// Makes the dummy hash (once, at startup) and sizes the slots to the machine.
-    pub async fn new() -> Result<Self, PasswordError> {
+    pub fn new() -> Result<Self, PasswordError> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Self::with_slots(cores.clamp(2, MAX_PASSWORD_SLOTS)).await
+        Self::with_slots(cores.clamp(2, MAX_PASSWORD_SLOTS))
     }
 
     /// As [`Passwords::new`], with `slots` slots.
-    async fn with_slots(slots: usize) -> Result<Self, PasswordError> {
+    fn with_slots(slots: usize) -> Result<Self, PasswordError> {
         let pool = std::sync::Arc::new(Pool {
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots)),
             free: std::sync::Mutex::new(Vec::with_capacity(slots)),
@@ -321,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn password_verifies_only_with_the_right_password_and_a_known_user() {
-        let passwords = Passwords::new().await.unwrap();
+        let passwords = Passwords::new().unwrap();
         let hash = passwords.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
@@ -336,7 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_dummy_hash_costs_a_real_hash_and_matches_no_password() {
-        let passwords = Passwords::new().await.unwrap();
+        let passwords = Passwords::new().unwrap();
         let real = passwords.hash("correct horse".into()).await.unwrap();
         let dummy = PasswordHash::new(passwords.dummy.as_str()).unwrap();
         let real = PasswordHash::new(&real).unwrap();
@@ -360,13 +360,13 @@ mod tests {
         // The run filled the memory: the hash was computed, not skipped.
         assert!(memory.iter().any(|b| b.as_ref().iter().any(|w| *w != 0)));
         // Each process makes its own.
-        let other = Passwords::new().await.unwrap();
+        let other = Passwords::new().unwrap();
         assert_ne!(passwords.dummy, other.dummy);
     }
 
     #[tokio::test]
     async fn a_full_set_of_hashing_slots_answers_busy_instead_of_queueing_forever() {
-        let passwords = Passwords::new().await.unwrap();
+        let passwords = Passwords::new().unwrap();
         let slots = passwords.pool.slots.clone();
         let held = slots
             .clone()
@@ -382,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_interoperate_with_the_argon2_crates_own_phc_hashing_and_verifying() {
         use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let passwords = Passwords::new().await.unwrap();
+        let passwords = Passwords::new().unwrap();
         let ours = passwords.hash("correct horse".into()).await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
@@ -410,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_or_oversized_hashes_verify_as_false() {
         use argon2::PasswordHasher as _;
-        let passwords = Passwords::new().await.unwrap();
+        let passwords = Passwords::new().unwrap();
         assert!(
             !passwords
                 .verify("pw".into(), Some("not a hash".into()))
@@ -434,7 +434,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_allocated_once_per_slot_and_reused_by_every_later_hash() {
-        let passwords = Passwords::with_slots(2).await.unwrap();
+        let passwords = Passwords::with_slots(2).unwrap();
         // Making the dummy hash at startup takes no slot memory: an idle server holds none.
         assert!(passwords.pool.free.lock().unwrap().is_empty());
         let hash = passwords.hash("correct horse".into()).await.unwrap();

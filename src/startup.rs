@@ -314,9 +314,7 @@ impl ApplicationBuilder {
         };
         let keys = crate::keys::load_at_startup(&config, clock.now()).await?;
         let session_secret = load_or_create_session_secret(&config.keys_dir)?;
-        let passwords = Passwords::new()
-            .await
-            .map_err(|e| StartupError::Io(e.to_string()))?;
+        let passwords = Passwords::new().map_err(|e| StartupError::Io(e.to_string()))?;
         let state = AppState::from_parts(StateParts {
             config,
             store,

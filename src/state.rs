@@ -77,7 +77,7 @@ impl AppState {
             store,
             keys: KeySet::from_keys(vec![key]),
             clock: Arc::new(crate::time::MockClock::new()),
-            passwords: Passwords::new().await.expect("the test password slots"),
+            passwords: Passwords::new().expect("the test password slots"),
             session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
         })
     }
@@ -205,7 +205,7 @@ pub async fn spec_state(config: Config) -> Result<AppState, Box<dyn std::error::
         store: Arc::new(crate::store::memory::MemoryStore::new()),
         keys: KeySet::from_keys(vec![key]),
         clock: Arc::new(SystemClock),
-        passwords: Passwords::new().await?,
+        passwords: Passwords::new()?,
         session_secret: crate::crypto::random_bytes::<32>().to_vec(),
     }))
 }

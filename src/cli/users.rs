@@ -62,7 +62,7 @@ async fn create(redis: RedisArgs, username: &str) -> CmdResult {
         store,
         keys: KeySet::default(),
         clock: Arc::new(SystemClock),
-        passwords: Passwords::new().await?,
+        passwords: Passwords::new()?,
         session_secret: random_bytes::<32>().to_vec(),
     });
     let user = hallpass::oauth::users::register(&state, username, &password).await?;
