@@ -4,6 +4,13 @@
 // Tests may unwrap, expect and panic (the `[lints]` table denies them in src/).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The servers these tests start run on the allocator the `hallpass` binary runs on
+/// (mimalloc, the default `mimalloc` feature), so the suite exercises what production runs;
+/// `--no-default-features --features server` runs it on the system allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod accounts;
 mod authorize;
 mod backends;
