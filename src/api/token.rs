@@ -1,8 +1,12 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2, §5).
 
-use poem::Request;
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Form, payload::Json};
-use serde::Deserialize;
+use poem::{IntoResponse, Request};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    payload::{Form, Json},
+    registry::{MetaResponses, Registry},
+};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     api::{
@@ -165,8 +169,10 @@ impl std::fmt::Debug for TokenForm {
     }
 }
 
+// `Object` gives the spec its schema; `Serialize` (the same fields, names and omissions)
+// writes the body, see `TokenOk`. Not in the `///` below: that becomes the spec's text.
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Object)]
+#[derive(Object, Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct TokenBody {
     /// The access token: an RFC 9068 JWT.
@@ -178,8 +184,10 @@ pub struct TokenBody {
     /// The granted scope.
     pub scope: String,
     /// The refresh token, when one was issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// The OpenID Connect ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
 }
 
@@ -211,12 +219,36 @@ impl From<Issued> for TokenBody {
     }
 }
 
-/// The token endpoint's success.
+/// The token endpoint's success as the spec documents it: [`TokenOk`]'s `meta` and schema.
 #[derive(ApiResponse)]
-pub enum TokenOk {
+#[expect(dead_code, reason = "never built: only its meta and schema are used")]
+enum TokenOkSpec {
     /// Tokens issued. `Cache-Control: no-store`.
     #[oai(status = 200)]
     Ok(Json<TokenBody>),
+}
+
+/// The token endpoint's success: 200 with the [`TokenBody`] as JSON.
+///
+/// Documented as [`TokenOkSpec`], written with serde: poem-openapi's `Json` first builds a
+/// `serde_json::Value` tree (a copy of every token and a map of its fields) and then
+/// serialises that, on every token issued.
+pub struct TokenOk(pub TokenBody);
+
+impl ApiResponse for TokenOk {
+    fn meta() -> MetaResponses {
+        TokenOkSpec::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        TokenOkSpec::register(registry);
+    }
+}
+
+impl IntoResponse for TokenOk {
+    fn into_response(self) -> poem::Response {
+        poem::web::Json(self.0).into_response()
+    }
 }
 
 crate::error_statuses! {
@@ -277,6 +309,47 @@ impl TokenApi {
         let peek = grant::peek_code(&self.state, &request);
         let work = |client, peeked| grant::token(&self.state, client, grant_type, request, peeked);
         let issued = client::authenticated(&self.state, creds, peek, work).await?;
-        Ok(TokenOk::Ok(Json(issued.into())))
+        Ok(TokenOk(issued.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+
+    fn body(refresh_token: Option<&str>, id_token: Option<&str>) -> TokenBody {
+        TokenBody {
+            access_token: "eyJ.a\"t\\.x".into(),
+            token_type: "Bearer".into(),
+            expires_in: 600,
+            scope: "beers:read openid".into(),
+            refresh_token: refresh_token.map(Into::into),
+            id_token: id_token.map(Into::into),
+        }
+    }
+
+    /// The body written (serde) is the body the spec describes (poem-openapi's `Object`):
+    /// the same names, values and omitted fields, for every combination of the optional ones.
+    #[tokio::test]
+    async fn the_written_body_is_the_documented_one() {
+        for (refresh, id) in [
+            (None, None),
+            (Some("r.t"), None),
+            (None, Some("i.t")),
+            (Some("r.t"), Some("i.t")),
+        ] {
+            let documented = body(refresh, id).to_json().unwrap();
+            let resp = TokenOk(body(refresh, id)).into_response();
+            assert_eq!(resp.status(), poem::http::StatusCode::OK);
+            assert_eq!(resp.content_type(), Some("application/json; charset=utf-8"));
+            let bytes = resp.into_body().into_vec().await.unwrap();
+            let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(written, documented, "refresh {refresh:?}, id {id:?}");
+            let fields = written.as_object().unwrap();
+            assert_eq!(fields.contains_key("refresh_token"), refresh.is_some());
+            assert_eq!(fields.contains_key("id_token"), id.is_some());
+        }
     }
 }
