@@ -4,9 +4,10 @@
 // Tests may unwrap, expect and panic (the `[lints]` table denies them in src/).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// The servers these tests start run on the allocator the `hallpass` binary runs on
-/// (mimalloc, the default `mimalloc` feature), so the suite exercises what production runs;
-/// `--no-default-features --features server` runs it on the system allocator.
+/// The servers these tests start in this process run on the allocator the `hallpass` binary
+/// runs on (mimalloc, the default `mimalloc` feature), as the tests that start the binary
+/// itself already did; `--no-default-features --features server` runs them on the system
+/// allocator. The unit tests in `src/` keep the system allocator (the library sets none).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
