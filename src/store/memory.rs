@@ -139,6 +139,29 @@ impl Store for MemoryStore {
         self.with(|m| live(m, key).is_some() && m.remove(key).is_some())
     }
 
+    async fn swap_if_prefixed(
+        &self,
+        key: &str,
+        prefix: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m| {
+            let Some(Entry {
+                value: Value::Bytes(found),
+                expires,
+            }) = live(m, key)
+            else {
+                return None;
+            };
+            if !found.starts_with(prefix) {
+                return Some(found.clone());
+            }
+            *expires = expiry(Some(ttl));
+            Some(std::mem::replace(found, new.to_vec()))
+        })
+    }
+
     async fn compare_and_swap(
         &self,
         key: &str,

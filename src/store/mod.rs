@@ -87,6 +87,21 @@ pub trait Store: Send + Sync + 'static {
         new: Option<&[u8]>,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
+    /// Replaces the value under `key` with `new` (living `ttl`) when that value starts with
+    /// `prefix`, and returns the value found there (`None`: no such key), atomically: of any
+    /// number of concurrent calls for one key, exactly one finds a value with the prefix,
+    /// and a command that runs twice returns what its first run found.
+    ///
+    /// The default is [`swap_by_compare`]; the stores answer it in one step.
+    async fn swap_if_prefixed(
+        &self,
+        key: &str,
+        prefix: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        swap_by_compare(self, key, prefix, new, ttl).await
+    }
     /// Adds `delta` (which may be negative) to the counter under `key` and returns the new
     /// value. A missing (or expired) counter starts from 0 and lives `ttl` from then on; later
     /// increments keep that expiry, so the counter counts the events of one fixed window.
@@ -190,6 +205,30 @@ pub trait StoreJson {
     ) -> Result<bool, StoreError>;
     /// Takes (reads and deletes, atomically) a JSON value.
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError>;
+}
+
+/// [`Store::swap_if_prefixed`] by [`Store::get`] and [`Store::compare_and_swap`]: a swap is
+/// tried again only after another writer changed the value, and a resent swap finds the key
+/// already at `new` and succeeds.
+pub async fn swap_by_compare<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    prefix: &[u8],
+    new: &[u8],
+    ttl: Duration,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    loop {
+        let Some(found) = store.get(key).await? else {
+            return Ok(None);
+        };
+        if !found.starts_with(prefix)
+            || store
+                .compare_and_swap(key, &found, Some(new), Some(ttl))
+                .await?
+        {
+            return Ok(Some(found));
+        }
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

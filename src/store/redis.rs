@@ -16,7 +16,9 @@
 //! sent with the script) for [`TAKEN_MARKER_TTL`], and a resent take with the same id gets the
 //! value again; a compare-and-swap that finds the key already at the new value succeeds, and
 //! a `put_new` records its request id for the same time under a key of the same hash slot
-//! ([`sibling`]), so its resent command reports the creation again.
+//! ([`sibling`]), so its resent command reports the creation again; a `swap_if_prefixed`
+//! keeps the value it replaced for that time beside the key, so its resent command (which
+//! finds its own new value there) returns the same value.
 //!
 //! Durability: with `wait_replicas` > 0, writes to security-critical keys
 //! ([`super::schema::is_security_critical`]) are followed by `WAIT` in the same pipeline (so
@@ -72,6 +74,17 @@ else
 end
 return 1";
 
+/// `swap_if_prefixed`: replaces a value that starts with ARGV[1] with ARGV[2] (PX ARGV[3])
+/// and keeps the value found under KEYS[2] (PX ARGV[4]); returns the value found. A resent
+/// command finds its own ARGV[2] (unique to the caller) and returns the kept value again.
+const SWAP_IF_PREFIXED: &str = r"local cur = redis.call('GET', KEYS[1])
+if cur and cur == ARGV[2] then return redis.call('GET', KEYS[2]) or cur end
+if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], cur, 'PX', ARGV[4])
+end
+return cur";
+
 /// `incr`: adds ARGV[1] and sets the TTL ARGV[2] (ms) when the key has none. A resent command
 /// counts twice; for rate-limit counters that errs on the strict side.
 const INCR: &str = r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -110,14 +123,14 @@ return 0";
 /// tag (the tag still decides), else `{key}` with a suffix (the whole key is the tag, so the
 /// slot is the key's own). `None` for a key with braces but no valid tag (only a prefix can
 /// hold braces): its `put_new` is then a plain `SET NX`.
-fn sibling(key: &str) -> Option<String> {
+fn sibling(key: &str, suffix: &str) -> Option<String> {
     let tagged = key
         .find('{')
         .is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0));
     if tagged {
-        Some(format!("{key}:put-id"))
+        Some(format!("{key}:{suffix}"))
     } else if !key.contains(['{', '}']) {
-        Some(format!("{{{key}}}:put-id"))
+        Some(format!("{{{key}}}:{suffix}"))
     } else {
         None
     }
@@ -139,6 +152,7 @@ pub struct RedisStore {
     cas: Script,
     incr: Script,
     put_new: Script,
+    swap_if_prefixed: Script,
 }
 
 impl RedisStore {
@@ -165,6 +179,7 @@ impl RedisStore {
             cas: Script::new(CAS),
             incr: Script::new(INCR),
             put_new: Script::new(PUT_NEW),
+            swap_if_prefixed: Script::new(SWAP_IF_PREFIXED),
         }
     }
 
@@ -393,7 +408,7 @@ impl Store for RedisStore {
         let ttl = ttl.map(millis).unwrap_or(0).to_string();
         let marker_ttl = millis(TAKEN_MARKER_TTL).to_string();
         let full = self.key(key);
-        let Some(sibling) = sibling(&full) else {
+        let Some(sibling) = sibling(&full, "put-id") else {
             let mut cmd = redis::cmd("SET");
             cmd.arg(&full).arg(value).arg("NX");
             if let Some(ttl) = ttl.parse::<u64>().ok().filter(|t| *t > 0) {
@@ -471,6 +486,38 @@ impl Store for RedisStore {
             self.ok(inv.invoke_async(&mut c).await)?
         };
         Ok(swapped == 1)
+    }
+
+    async fn swap_if_prefixed(
+        &self,
+        key: &str,
+        prefix: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let full = self.key(key);
+        let Some(kept) = sibling(&full, "swapped") else {
+            return super::swap_by_compare(self, key, prefix, new, ttl).await;
+        };
+        let ttl = millis(ttl).to_string();
+        let kept_ttl = millis(TAKEN_MARKER_TTL).to_string();
+        let args: [&[u8]; 4] = [prefix, new, ttl.as_bytes(), kept_ttl.as_bytes()];
+        let found: Option<Vec<u8>> = if self.durable(key) {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(SWAP_IF_PREFIXED)
+                .arg(2)
+                .arg(&full)
+                .arg(&kept)
+                .arg(&args[..]);
+            self.run(key, cmd).await?
+        } else {
+            let mut c = self.conn().await?;
+            let mut inv = self.swap_if_prefixed.key(&full);
+            inv.key(&kept).arg(&args[..]);
+            self.ok(inv.invoke_async(&mut c).await)?
+        };
+        // A take's marker is no value (as for `get`).
+        Ok(found.filter(|v| !v.starts_with(MARKER)))
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
@@ -564,14 +611,14 @@ mod tests {
     #[test]
     fn a_sibling_key_keeps_the_hash_tag_that_decides_the_slot() {
         assert_eq!(
-            sibling("hallpass:code:abc").as_deref(),
+            sibling("hallpass:code:abc", "put-id").as_deref(),
             Some("{hallpass:code:abc}:put-id")
         );
         assert_eq!(
-            sibling("{hp}:code:abc").as_deref(),
+            sibling("{hp}:code:abc", "put-id").as_deref(),
             Some("{hp}:code:abc:put-id")
         );
-        assert_eq!(sibling("a{}b"), None);
-        assert_eq!(sibling("a}b"), None);
+        assert_eq!(sibling("a{}b", "put-id"), None);
+        assert_eq!(sibling("a}b", "put-id"), None);
     }
 }

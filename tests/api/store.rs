@@ -44,6 +44,32 @@ async fn both_stores_implement_the_same_primitives() {
         assert!(s.compare_and_swap("k", b"v3", None, None).await.unwrap());
         assert_eq!(s.get("k").await.unwrap(), None);
 
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            s.swap_if_prefixed("g", b"{", b"used", minute)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.get("g").await.unwrap(), None, "nothing is created");
+        s.put("g", b"{grant}", Some(minute)).await.unwrap();
+        assert_eq!(
+            s.swap_if_prefixed("g", b"{", b"used", minute)
+                .await
+                .unwrap(),
+            Some(b"{grant}".to_vec()),
+            "the first swap finds the grant"
+        );
+        assert_eq!(s.get("g").await.unwrap(), Some(b"used".to_vec()));
+        assert_eq!(
+            s.swap_if_prefixed("g", b"{", b"used again", minute)
+                .await
+                .unwrap(),
+            Some(b"used".to_vec()),
+            "a second finds what the first left, and leaves it"
+        );
+        assert_eq!(s.get("g").await.unwrap(), Some(b"used".to_vec()));
+
         s.put("t", b"once", Some(Duration::from_secs(60)))
             .await
             .unwrap();
@@ -119,6 +145,56 @@ async fn of_fifty_concurrent_takes_exactly_one_gets_the_value() {
             got += usize::from(t.await.unwrap().is_some());
         }
         assert_eq!(got, 1, "{backend:?}");
+    }
+}
+
+/// Fifty concurrent redemptions of one code: exactly one finds the grant, and the key holds
+/// what that one wrote; the same for the compare-and-swap fallback (`swap_by_compare`).
+#[tokio::test]
+async fn of_fifty_concurrent_swaps_exactly_one_finds_the_grant() {
+    for backend in backends() {
+        for fallback in [false, true] {
+            let (s, _cleanup) = store_for(&backend);
+            let minute = Duration::from_secs(60);
+            s.put("code", b"{grant}", Some(minute)).await.unwrap();
+            let tasks: Vec<_> = (0..50)
+                .map(|i| {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        let new = format!("used:{i}");
+                        let found = if fallback {
+                            hallpass::store::swap_by_compare(
+                                &*s,
+                                "code",
+                                b"{",
+                                new.as_bytes(),
+                                minute,
+                            )
+                            .await
+                        } else {
+                            s.swap_if_prefixed("code", b"{", new.as_bytes(), minute)
+                                .await
+                        };
+                        (new, found.unwrap())
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for t in tasks {
+                let (new, found) = t.await.unwrap();
+                let found = found.expect("the key exists throughout");
+                if found == b"{grant}" {
+                    winners.push(new);
+                } else {
+                    assert!(found.starts_with(b"used:"), "{backend:?}");
+                }
+            }
+            assert_eq!(winners.len(), 1, "{backend:?} fallback={fallback}");
+            assert_eq!(
+                s.get("code").await.unwrap(),
+                Some(winners[0].clone().into_bytes())
+            );
+        }
     }
 }
 
