@@ -305,10 +305,11 @@ impl TokenApi {
             origin: crate::api::cors::request_origin(req),
         };
         let grant_type = grant::grant_type(&request).map_err(throttle::Refusal::Error)?;
-        // A code's record is read in the same round trip as the client's.
-        let peek = grant::peek_code(&self.state, &request);
-        let work = |client, peeked| grant::token(&self.state, client, grant_type, request, peeked);
-        let issued = client::authenticated(&self.state, creds, peek, work).await?;
+        // A code is consumed only once its client has authenticated, so nothing of the
+        // grant is read alongside the client's record.
+        let work = |client, ()| grant::token(&self.state, client, grant_type, request);
+        let issued =
+            client::authenticated(&self.state, creds, std::future::ready(()), work).await?;
         Ok(TokenOk(issued.into()))
     }
 }

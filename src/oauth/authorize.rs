@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
-    crypto::{random_id, random_token},
+    crypto::random_id,
     oauth::error::{ErrorCode, OAuthError},
     oauth::{
         client::{self, Client},
@@ -490,7 +490,7 @@ pub async fn issue_code(
     session: &Session,
     req: &AuthRequest,
 ) -> Result<String, OAuthError> {
-    let code = random_token();
+    let code = crate::oauth::code_hint::new_code(&state.session_key, &session.sub);
     let grant = CodeGrant {
         req: req.clone(),
         sub: session.sub.clone(),

@@ -2,10 +2,14 @@
 //!
 //! [`token`] dispatches on `grant_type` for a client [`client::authenticated`] vouched for, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
-//! code is consumed by a compare-and-swap that leaves what it bought in its place, so of any
-//! number of concurrent redemptions exactly one consumes it, and a later or concurrent one
+//! code is consumed by one atomic swap ([`Store::swap_if_prefixed`]) that leaves what it
+//! bought in its place, so of any number of concurrent redemptions exactly one consumes it, and a later or concurrent one
 //! finds that record and revokes what it names (a refresh token is handed out only after a
 //! second look at the record, so a replay that came before its family existed still wins).
+//! The swap and the read of the user's consent cut-off leave together, in one store round
+//! trip, when the code names its user ([`code_hint`]).
+//!
+//! [`Store::swap_if_prefixed`]: crate::store::Store::swap_if_prefixed
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,10 +21,11 @@ use crate::{
     oauth::{
         authorize::CodeGrant,
         client::{self, Client},
-        first_party,
+        code_hint, first_party,
         grant_type::GrantType,
         pkce, refresh, resource, revocation,
         scope::Scope,
+        token_cutoff,
     },
     state::AppState,
     store::{StoreJson, schema},
@@ -122,7 +127,6 @@ pub async fn token(
     client: Arc<Client>,
     grant_type: GrantType,
     req: TokenRequest,
-    peeked_code: Option<PeekedCode>,
 ) -> Result<Issued, OAuthError> {
     // Before anything is consumed: a refused origin leaves the code and the refresh token
     // as they were.
@@ -134,7 +138,7 @@ pub async fn token(
         ));
     }
     let issued = match grant_type {
-        GrantType::AuthorizationCode => authorization_code(state, &client, req, peeked_code).await,
+        GrantType::AuthorizationCode => authorization_code(state, &client, req).await,
         GrantType::RefreshToken => refresh_token(state, &client, req).await,
         GrantType::ClientCredentials => client_credentials(state, &client, &req),
     }?;
@@ -146,7 +150,6 @@ async fn authorization_code(
     state: &AppState,
     client: &Client,
     req: TokenRequest,
-    peeked: Option<PeekedCode>,
 ) -> Result<Issued, OAuthError> {
     let code = req
         .code
@@ -159,55 +162,46 @@ async fn authorization_code(
             "the authorization code is invalid",
         ));
     }
-    let (key, current) = match peeked {
-        Some(PeekedCode { key, record }) => (key, record),
-        None => {
-            let key = schema::code(code);
-            let record = state.store.get(&key).await?;
-            (key, record)
-        }
-    };
-    let Some(current) = current else {
-        revoke_if_replayed(state, code).await?;
-        return Err(code_used());
-    };
-    if current.starts_with(USED) {
-        revoke_replayed(state, code, &key).await?;
-        return Err(code_used());
-    }
-    let grant: CodeGrant = serde_json::from_slice(&current).map_err(|e| corrupt("code", &e))?;
+    let key = schema::code(code);
     // Name what this code is about to buy and record it in the same step that consumes the
     // code, so that any redemption after this one, even a concurrent one, finds the record
-    // and revokes it (RFC 6749 §4.1.2).
+    // and revokes it (RFC 6749 §4.1.2). The family is named whenever the client may refresh;
+    // one the code's scope does not start stays a name that nothing holds.
     let jti = random_id();
     let exp = state.now() + state.config.access_token_ttl;
-    let wants_refresh = grant.req.scope.contains(client::OFFLINE_ACCESS)
-        && client.allows_grant(GrantType::RefreshToken)
-        && grant.req.client_id == client.client_id;
     let redeemed = Redeemed {
         jti: jti.clone(),
         exp,
-        family: wants_refresh.then(random_id),
-        client_id: grant.req.client_id.clone(),
+        family: client.allows_grant(GrantType::RefreshToken).then(random_id),
+        client_id: client.client_id.clone(),
     };
     let mut used = USED.to_vec();
     serde_json::to_writer(&mut used, &redeemed).map_err(|e| corrupt("used-code", &e))?;
     let ttl = Duration::from_secs(state.config.access_token_ttl + LEEWAY);
-    // The code is consumed only if it still holds what was read (exactly one of any number
-    // of concurrent redemptions swaps it), and the consent cut-off is checked at once (one
-    // round trip); both have answered before anything is issued.
-    let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
-    let (taken, cutoff) = tokio::join!(
-        state
-            .store
-            .compare_and_swap(&key, &current, Some(&used), Some(ttl)),
-        crate::oauth::token_cutoff::check_code(state, &grant.sub, &grant.req.client_id, issued_at)
+    // The code is consumed if it still holds a grant (exactly one of any number of
+    // concurrent redemptions finds it so), and the consent cut-off of the user the code
+    // names (`code_hint`) is read in the same round trip; both have answered before anything
+    // is issued.
+    let hinted = code_hint::user_hint(&state.session_key, code);
+    let (found, hinted_cutoff) = tokio::join!(
+        state.store.swap_if_prefixed(&key, GRANT, &used, ttl),
+        async {
+            match &hinted {
+                Some(sub) => Some(token_cutoff::code_cutoff(state, sub, &client.client_id).await),
+                None => None,
+            }
+        }
     );
-    if !taken? {
-        // Another redemption consumed it first: this one is a replay of it.
+    let Some(current) = found? else {
+        revoke_if_replayed(state, code).await?;
+        return Err(code_used());
+    };
+    if !current.starts_with(GRANT) {
+        // Redeemed before: this is a replay.
         revoke_replayed(state, code, &key).await?;
         return Err(code_used());
     }
+    let grant: CodeGrant = serde_json::from_slice(&current).map_err(|e| corrupt("code", &e))?;
     if grant.exp <= state.now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -218,7 +212,12 @@ async fn authorization_code(
             "the authorization code was issued to another client",
         ));
     }
-    cutoff?;
+    let issued_at = grant.exp.saturating_sub(state.config.code_ttl);
+    let cutoff = match hinted_cutoff {
+        Some(read) if hinted.as_deref() == Some(grant.sub.as_str()) => read?,
+        _ => token_cutoff::code_cutoff(state, &grant.sub, &grant.req.client_id).await?,
+    };
+    token_cutoff::check_code_against(cutoff, issued_at)?;
     match req.redirect_uri.as_deref() {
         Some(uri) if uri == grant.req.redirect_uri => {}
         Some(_) => {
@@ -276,7 +275,8 @@ async fn authorization_code(
             nonce: grant.req.nonce.as_deref(),
         }),
     )?;
-    if let Some(family) = &redeemed.family {
+    let wants_refresh = grant.req.scope.contains(client::OFFLINE_ACCESS);
+    if let Some(family) = redeemed.family.as_ref().filter(|_| wants_refresh) {
         let rt = refresh::start(
             state,
             client,
@@ -305,52 +305,25 @@ struct Redeemed {
     jti: String,
     exp: u64,
     family: Option<String>,
-    /// The client the code was issued to (the token's `client_id`); empty in records written
-    /// before it was kept.
+    /// The client that redeemed the code (the token's `client_id`: tokens are issued only to
+    /// the client the code was issued to); empty in records written before it was kept.
     #[serde(default)]
     client_id: String,
 }
 
-/// The longest authorization code looked up (ours are 43 characters).
+/// The longest authorization code looked up (ours are 43 characters, then a `.` and at most
+/// 43 of hint: `code_hint`).
 const MAX_CODE_LEN: usize = 256;
 
 /// What a code's key holds once the code is redeemed: these bytes, then the [`Redeemed`]
-/// JSON. A code record is JSON and starts with `{`, so the two cannot be confused.
+/// JSON. A code record is JSON and starts with [`GRANT`], so the two cannot be confused.
 const USED: &[u8] = b"used:";
+
+/// How a code's record starts while it holds a grant (a [`CodeGrant`]'s JSON).
+const GRANT: &[u8] = b"{";
 
 fn code_used() -> OAuthError {
     OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
-}
-
-/// The record of the code a token request redeems, read ahead ([`peek_code`]), with its key.
-pub struct PeekedCode {
-    key: String,
-    /// `None`: no such code (never issued, expired, or taken by an earlier release).
-    record: Option<Vec<u8>>,
-}
-
-/// Reads the record of the code a token request redeems, so that it can be read alongside
-/// the client's authentication ([`crate::throttle::guard_alongside`]); nothing is consumed
-/// before the client has authenticated. `None`: not read (not a code exchange, or the store
-/// failed, in which case the exchange reads it again and reports the failure).
-pub fn peek_code<'a>(
-    state: &'a AppState,
-    req: &TokenRequest,
-) -> impl Future<Output = Option<PeekedCode>> + 'a {
-    let key = req
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty() && c.len() <= MAX_CODE_LEN)
-        .filter(|_| {
-            req.grant_type.as_deref().and_then(GrantType::parse)
-                == Some(GrantType::AuthorizationCode)
-        })
-        .map(schema::code);
-    async move {
-        let key = key?;
-        let record = state.store.get(&key).await.ok()?;
-        Some(PeekedCode { key, record })
-    }
 }
 
 /// RFC 6749 §4.1.2: a code used twice is evidence of theft, so the tokens issued for its

@@ -4,7 +4,8 @@
 //!
 //! - [`error`]: [`error::OAuthError`], a code and a description (no HTTP status).
 //! - [`authorize`]: the authorization endpoint's validation, consent decision, code issuance.
-//! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names.
+//! - [`grant`]: the token endpoint's grants; [`grant_type`]: their names; [`code_hint`]:
+//!   authorization codes that carry their user, sealed.
 //! - [`client`]: client registration and client authentication; [`client_lease`]: the
 //!   short leases that let a client authenticate again without a store round trip.
 //! - [`cimd`]: clients identified by a URL (Client ID Metadata Documents), fetched and cached.
@@ -34,6 +35,7 @@ pub mod cimd;
 pub mod client;
 pub mod client_lease;
 pub mod client_update;
+pub mod code_hint;
 pub mod consent;
 pub mod cors;
 pub mod disclosure;

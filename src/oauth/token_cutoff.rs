@@ -16,7 +16,7 @@
 //! [`check`] refuses a token whose `iat` is at or before any of these times (one-second clock steps:
 //! a token issued in the same second as the withdrawal is refused too). Each record lives for
 //! the access-token lifetime plus the leeway: every older token has expired by then anyway.
-//! Authorization codes approved before a withdrawal are refused too ([`check_code`]).
+//! Authorization codes approved before a withdrawal are refused too ([`check_code_against`]).
 //! [`check`] is called once, from `revocation::check_access_token`, which every Hallpass endpoint
 //! that accepts tokens goes through (`/userinfo`, the management API's Bearer path,
 //! introspection).
@@ -84,20 +84,24 @@ pub async fn signed_out_everywhere(state: &AppState, sub: &str) -> Result<(), OA
     record(state, &schema::tokens_not_before_user(sub), Rule::User(sub)).await
 }
 
-/// `invalid_grant` when an authorization code issued at `issued_at` for user `sub` at
-/// `client_id` predates a withdrawal of the user's consent (one store read): the code was
-/// approved under the consent now withdrawn.
-pub async fn check_code(
+/// The consent cut-off of `sub` at `client_id` that a code is checked against
+/// ([`check_code_against`]): read ahead of the code's record when the code names its user.
+pub async fn code_cutoff(
     state: &AppState,
     sub: &str,
     client_id: &str,
-    issued_at: u64,
-) -> Result<(), OAuthError> {
-    let key = schema::tokens_not_before_pair(sub, client_id);
-    if read(state.store.as_ref(), &key)
-        .await?
-        .is_some_and(|nb| issued_at <= nb)
-    {
+) -> Result<Option<u64>, OAuthError> {
+    read(
+        state.store.as_ref(),
+        &schema::tokens_not_before_pair(sub, client_id),
+    )
+    .await
+}
+
+/// `invalid_grant` when an authorization code issued at `issued_at` predates the withdrawal of
+/// the consent it was approved under (`cutoff`, read by [`code_cutoff`]).
+pub fn check_code_against(cutoff: Option<u64>, issued_at: u64) -> Result<(), OAuthError> {
+    if cutoff.is_some_and(|nb| issued_at <= nb) {
         return Err(OAuthError::invalid_grant(
             "the user withdrew consent after this authorization code was issued",
         ));

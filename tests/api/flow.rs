@@ -44,7 +44,9 @@ async fn confidential_client_gets_a_jwt_that_verifies_against_the_jwks_and_the_c
         assert_eq!(params["state"], "xyz-state");
         assert_eq!(params["iss"], app.address);
         let code = &params["code"];
-        assert_eq!(code.len(), 43, "256 random bits, base64url");
+        let (random, hint) = code.split_once('.').expect("a code carries a sealed hint");
+        assert_eq!(random.len(), 43, "256 random bits, base64url");
+        assert!(!hint.is_empty() && !code.contains(&client.owner.id));
 
         let resp = app.redeem(&client, code).await;
         assert_eq!(resp.status(), StatusCode::OK);

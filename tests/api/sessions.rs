@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    Backend, TestApp, TestClient, TestUser, assert_oauth_error, each_store, hidden_input,
-    set_cookie, set_cookie_line, spawn_app, spawn_app_on,
+    Backend, TestApp, TestClient, TestUser, assert_oauth_error, backends, each_store, hidden_input,
+    set_cookie, set_cookie_line, spawn_app, spawn_app_on, spawn_app_with_store,
 };
 
 /// Whether `session` still signs its user in: the authorize request shows the consent page
@@ -243,6 +243,50 @@ async fn a_code_approved_before_consent_withdrawal_cannot_be_redeemed() {
         assert_oauth_error(resp, 400, "invalid_grant").await;
     })
     .await;
+}
+
+/// A code names its user under the issuing instance's session key (`oauth::code_hint`), so
+/// the token endpoint reads the consent cut-off while it consumes the code. An instance with
+/// another key cannot open the hint: it reads the cut-off afterwards, and still refuses a
+/// code approved before the withdrawal.
+#[tokio::test]
+async fn another_instance_redeems_a_code_and_still_sees_a_consent_withdrawal() {
+    for backend in backends() {
+        eprintln!("-- store: {backend:?}");
+        let (store, _cleanup) = backend.store("hallpass-test");
+        let a = spawn_app_with_store(store.clone(), |_| {}).await;
+        let b = spawn_app_with_store(store, |_| {}).await;
+        let client = a.confidential_client().await;
+        let code = a.code_for(&client, &[("scope", "openid")]).await;
+        assert_eq!(
+            hallpass::oauth::code_hint::user_hint(&a.state.session_key, &code).as_deref(),
+            Some(client.owner.id.as_str()),
+            "the code names its user under the issuer's key"
+        );
+        assert!(!code.contains(&client.owner.id), "and only sealed");
+        assert_ne!(
+            hallpass::oauth::code_hint::user_hint(&b.state.session_key, &code).as_deref(),
+            Some(client.owner.id.as_str()),
+            "the instances' session keys differ"
+        );
+        let resp = b.redeem(&client, &code).await;
+        assert_eq!(resp.status(), StatusCode::OK, "redeemed elsewhere");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["id_token"].is_string());
+
+        let code = a.code_for(&client, &[("scope", "openid")]).await;
+        let resp = a
+            .as_user(
+                Method::DELETE,
+                format!("/api/consents/{}", client.client_id),
+                &client.owner,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_oauth_error(b.redeem(&client, &code).await, 400, "invalid_grant").await;
+    }
 }
 
 #[tokio::test]
