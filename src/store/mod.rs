@@ -6,8 +6,9 @@
 //! - [`redis::RedisStore`]: one Redis node or a Redis Cluster, over TCP or TLS, reconnecting by
 //!   itself ([`redis_conn`] connects and names failures for operators).
 //!
-//! Every operation touches exactly one key (Redis's `put_new` also a request-id marker in the
-//! same hash slot; [`Store::get_many`] reads several, each on its own), so every operation is
+//! Every operation touches exactly one key (Redis's `put_new` also a request-id marker, and
+//! its `swap_if_prefixed` a copy of the value it replaced, in the same hash slot;
+//! [`Store::get_many`] reads several, each on its own), so every operation is
 //! atomic on its own and safe on a Redis Cluster. Expiry lives in the store (Redis TTLs);
 //! values that must expire exactly (authorization codes) also carry their own expiry, checked
 //! against the injected clock.
@@ -91,6 +92,10 @@ pub trait Store: Send + Sync + 'static {
     /// `prefix`, and returns the value found there (`None`: no such key), atomically: of any
     /// number of concurrent calls for one key, exactly one finds a value with the prefix,
     /// and a command that runs twice returns what its first run found.
+    ///
+    /// `new` must be unique to the call (a random id in it) and must not start with
+    /// `prefix`: a call that finds `new` already in place takes itself for a resend of its
+    /// own command.
     ///
     /// The default is [`swap_by_compare`]; the stores answer it in one step.
     async fn swap_if_prefixed(
@@ -207,6 +212,9 @@ pub trait StoreJson {
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError>;
 }
 
+/// How many compare-and-swaps [`swap_by_compare`] tries.
+const SWAP_ATTEMPTS: usize = 8;
+
 /// [`Store::swap_if_prefixed`] by [`Store::get`] and [`Store::compare_and_swap`]: a swap is
 /// tried again only after another writer changed the value, and a resent swap finds the key
 /// already at `new` and succeeds.
@@ -217,7 +225,9 @@ pub async fn swap_by_compare<S: Store + ?Sized>(
     new: &[u8],
     ttl: Duration,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    loop {
+    // Each retry follows another writer's change; a code changes once (to `used:`), so a
+    // second attempt ends it. The bound is for keys that others keep rewriting.
+    for _ in 0..SWAP_ATTEMPTS {
         let Some(found) = store.get(key).await? else {
             return Ok(None);
         };
@@ -229,6 +239,9 @@ pub async fn swap_by_compare<S: Store + ?Sized>(
             return Ok(Some(found));
         }
     }
+    Err(StoreError::Unavailable(format!(
+        "{key}: changed by other writers through {SWAP_ATTEMPTS} swaps"
+    )))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

@@ -8,7 +8,8 @@
 //! exported as `hallpass_store_reconnects_total`).
 //!
 //! Every operation is one command or one Lua script on one key (`get_many` is one `MGET`,
-//! each key read on its own): atomic, and on a cluster it touches one slot (keys are escaped
+//! each key read on its own; `put_new` and `swap_if_prefixed` also write a marker key in the
+//! key's hash slot, [`sibling`]): atomic, and on a cluster it touches one slot (keys are escaped
 //! by [`super::schema`], so user text never picks a slot).
 //!
 //! Writes that may run twice: redis-rs resends a command that timed out, so a command can
