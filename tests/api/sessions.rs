@@ -14,6 +14,20 @@ use crate::helpers::{
     set_cookie, set_cookie_line, spawn_app, spawn_app_on, spawn_app_with_store,
 };
 
+/// The client's owner withdraws the consent given to it (`DELETE /api/consents/{id}`).
+async fn withdraw_consent(app: &TestApp, client: &TestClient) {
+    let resp = app
+        .as_user(
+            Method::DELETE,
+            format!("/api/consents/{}", client.client_id),
+            &client.owner,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
+
 /// Whether `session` still signs its user in: the authorize request shows the consent page
 /// (signed in) rather than the login form.
 async fn signed_in(app: &TestApp, client: &TestClient, session: &str) -> bool {
@@ -196,16 +210,7 @@ async fn a_token_from_before_consent_withdrawal_is_refused_and_a_new_one_works()
         let old = token_for(&app, &client).await;
         assert!(token_works(&app, &rs, &old).await);
 
-        let resp = app
-            .as_user(
-                Method::DELETE,
-                format!("/api/consents/{}", client.client_id),
-                &client.owner,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        withdraw_consent(&app, &client).await;
 
         assert!(
             !token_works(&app, &rs, &old).await,
@@ -227,16 +232,7 @@ async fn a_code_approved_before_consent_withdrawal_cannot_be_redeemed() {
     each_store(async |app: TestApp| {
         let client = app.confidential_client().await;
         let code = app.code_for(&client, &[("scope", "openid")]).await;
-        let resp = app
-            .as_user(
-                Method::DELETE,
-                format!("/api/consents/{}", client.client_id),
-                &client.owner,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        withdraw_consent(&app, &client).await;
 
         let resp = app.redeem(&client, &code).await;
 
@@ -275,16 +271,7 @@ async fn another_instance_redeems_a_code_and_still_sees_a_consent_withdrawal() {
         assert!(body["id_token"].is_string());
 
         let code = a.code_for(&client, &[("scope", "openid")]).await;
-        let resp = a
-            .as_user(
-                Method::DELETE,
-                format!("/api/consents/{}", client.client_id),
-                &client.owner,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        withdraw_consent(&a, &client).await;
         assert_oauth_error(b.redeem(&client, &code).await, 400, "invalid_grant").await;
     }
 }
