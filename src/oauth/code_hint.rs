@@ -23,11 +23,14 @@ const PURPOSE: &[u8] = b"code-user\0";
 /// The longest user id a hint carries (one HMAC-SHA256 output).
 const MAX_HINTED: usize = 32;
 
-fn pad(key: &hmac::Key, random: &str) -> hmac::Tag {
+/// `data` XORed with HMAC-SHA256(key, PURPOSE + random): seals a user id, and opens a
+/// sealed one (at most [`MAX_HINTED`] bytes).
+fn xor_pad(key: &hmac::Key, random: &str, data: &[u8]) -> Vec<u8> {
     let mut ctx = hmac::Context::with_key(key);
     ctx.update(PURPOSE);
     ctx.update(random.as_bytes());
-    ctx.sign()
+    let pad = ctx.sign();
+    data.iter().zip(pad.as_ref()).map(|(b, p)| b ^ p).collect()
 }
 
 /// A new authorization code for the user `sub`.
@@ -36,22 +39,14 @@ pub fn new_code(key: &hmac::Key, sub: &str) -> String {
     if sub.is_empty() || sub.len() > MAX_HINTED {
         return random;
     }
-    let pad = pad(key, &random);
-    let sealed: Vec<u8> = sub.bytes().zip(pad.as_ref()).map(|(b, p)| b ^ p).collect();
-    format!("{random}.{}", b64(&sealed))
+    format!("{random}.{}", b64(&xor_pad(key, &random, sub.as_bytes())))
 }
 
 /// The user a code's hint names, if it has one that opens to a user id under `key`.
 pub fn user_hint(key: &hmac::Key, code: &str) -> Option<String> {
     let (random, hint) = code.split_once('.')?;
     let sealed = unb64(hint).filter(|s| !s.is_empty() && s.len() <= MAX_HINTED)?;
-    let pad = pad(key, random);
-    let sub: Vec<u8> = sealed
-        .iter()
-        .zip(pad.as_ref())
-        .map(|(b, p)| b ^ p)
-        .collect();
-    String::from_utf8(sub).ok()
+    String::from_utf8(xor_pad(key, random, &sealed)).ok()
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! [`token`] dispatches on `grant_type` for a client [`client::authenticated`] vouched for, and issues a signed JWT
 //! access token (plus an OpenID Connect ID token when `openid` was granted). An authorization
 //! code is consumed by one atomic swap ([`Store::swap_if_prefixed`]) that leaves what it
-//! bought in its place, so of any number of concurrent redemptions exactly one consumes it, and a later or concurrent one
-//! finds that record and revokes what it names (a refresh token is handed out only after a
-//! second look at the record, so a replay that came before its family existed still wins).
+//! bought in its place, so of any number of concurrent redemptions exactly one consumes it,
+//! and a later or concurrent one finds that record and revokes what it names (a refresh
+//! token is handed out only after a second look at the record, so a replay that came before
+//! its family existed still wins).
 //! The swap and the read of the user's consent cut-off leave together, in one store round
 //! trip, when the code names its user ([`code_hint`]).
 //!

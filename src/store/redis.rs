@@ -123,7 +123,8 @@ return 0";
 /// A key in the same hash slot as `key`: `key` with a suffix when it already carries a hash
 /// tag (the tag still decides), else `{key}` with a suffix (the whole key is the tag, so the
 /// slot is the key's own). `None` for a key with braces but no valid tag (only a prefix can
-/// hold braces): its `put_new` is then a plain `SET NX`.
+/// hold braces): its `put_new` is then a plain `SET NX`, its `swap_if_prefixed` the store's
+/// compare-and-swap loop (`swap_by_compare`).
 fn sibling(key: &str, suffix: &str) -> Option<String> {
     let tagged = key
         .find('{')
@@ -349,9 +350,9 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 /// `EVAL` with the script's source, for a pipeline (which cannot fall back from `EVALSHA`).
-fn eval(source: &str, key: &str, args: &[&[u8]]) -> redis::Cmd {
+fn eval(source: &str, keys: &[&str], args: &[&[u8]]) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(source).arg(1).arg(key);
+    cmd.arg(source).arg(keys.len()).arg(keys);
     for a in args {
         cmd.arg(*a);
     }
@@ -425,13 +426,8 @@ impl Store for RedisStore {
             marker_ttl.as_bytes(),
         ];
         let created: i64 = if self.durable(key) {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(PUT_NEW)
-                .arg(2)
-                .arg(&full)
-                .arg(&sibling)
-                .arg(&args[..]);
-            self.run(key, cmd).await?
+            self.run(key, eval(PUT_NEW, &[&full, &sibling], &args))
+                .await?
         } else {
             // `EVALSHA`, falling back to loading the script once per node.
             let mut c = self.conn().await?;
@@ -448,7 +444,7 @@ impl Store for RedisStore {
         let full = self.key(key);
         let args: [&[u8]; 3] = [MARKER, request.as_bytes(), ttl.as_bytes()];
         if self.durable(key) {
-            return self.run(key, eval(TAKE, &full, &args)).await;
+            return self.run(key, eval(TAKE, &[&full], &args)).await;
         }
         let mut c = self.conn().await?;
         let mut inv = self.take.key(full);
@@ -477,7 +473,7 @@ impl Store for RedisStore {
         let full = self.key(key);
         let args: [&[u8]; 4] = [expected, flag, new.unwrap_or_default(), ttl.as_bytes()];
         let swapped: i64 = if self.durable(key) {
-            self.run(key, eval(CAS, &full, &args)).await?
+            self.run(key, eval(CAS, &[&full], &args)).await?
         } else {
             let mut c = self.conn().await?;
             let mut inv = self.cas.key(full);
@@ -504,13 +500,8 @@ impl Store for RedisStore {
         let kept_ttl = millis(TAKEN_MARKER_TTL).to_string();
         let args: [&[u8]; 4] = [prefix, new, ttl.as_bytes(), kept_ttl.as_bytes()];
         let found: Option<Vec<u8>> = if self.durable(key) {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(SWAP_IF_PREFIXED)
-                .arg(2)
-                .arg(&full)
-                .arg(&kept)
-                .arg(&args[..]);
-            self.run(key, cmd).await?
+            self.run(key, eval(SWAP_IF_PREFIXED, &[&full, &kept], &args))
+                .await?
         } else {
             let mut c = self.conn().await?;
             let mut inv = self.swap_if_prefixed.key(&full);
@@ -568,7 +559,7 @@ impl Store for RedisStore {
             now.as_bytes(),
             ttl.as_bytes(),
         ];
-        let _: i64 = self.run(key, eval(EXPIRING_ADD, &full, &args)).await?;
+        let _: i64 = self.run(key, eval(EXPIRING_ADD, &[&full], &args)).await?;
         Ok(())
     }
 
